@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test unit e2e bench lint fmt vet staticcheck clean
+.PHONY: all build test unit e2e bench lint fmt vet staticcheck clean onnxruntime
 
 all: build
 
@@ -36,3 +36,8 @@ staticcheck:
 
 clean:
 	rm -rf $(BIN)
+
+# ONNX Runtime shared library for serve-model (npm onnxruntime-node, unpacked
+# into ~/.cache/infadapter/onnxruntime/<version>/; see the script).
+onnxruntime:
+	hack/install-onnxruntime.sh
