@@ -1,5 +1,12 @@
 // Package forecast predicts the next interval's peak request rate from
-// per-second history: simple baselines, Holt-Winters, a quantile forecaster
-// and the paper's LSTM in pure Go, plus decorators (headroom, floor, cap).
-// Pure and deterministic given a seed.
+// per-second history: simple baselines (LastValue, WindowMax, EWMA),
+// Holt-Winters, a calibrated Quantile forecaster and the paper's LSTM in
+// pure Go, plus decorators (WithHeadroom, WithFloor, WithCap) in the style
+// of VPA's estimators, and a spec registry (New).
+//
+// Conventions: history is per-second request counts, oldest first, ending
+// at the decision time; a forecast is the maximum per-second count (RPS)
+// expected over the next 60 seconds. Minutes are 60-second chunks aligned
+// to the end of history (MinuteMaxima). Everything is pure: no I/O, no
+// clocks, seeded randomness only; bad input is an error, never a panic.
 package forecast
