@@ -1,0 +1,43 @@
+package optimizer
+
+import "testing"
+
+// BenchmarkSolvePaper is one decision of the paper's problem: 5 ResNets,
+// 20 cores, min 2, α 0.05, β 0.001, ResNet152 running at 20 cores, λ = 274.
+func BenchmarkSolvePaper(b *testing.B) {
+	vs := paperCapacities()
+	vs[4].Current = 20
+	p := Problem{Budget: 20, MinCores: 2, Services: []Service{{Load: 274, Alpha: 0.05, Beta: 0.001, Variants: vs}}}
+	benchSolve(b, p)
+}
+
+// BenchmarkSolvePaperSweep solves the paper problem at every λ in 10..380
+// (step 10) per iteration; ns/op divided by 38 is the mean per decision.
+func BenchmarkSolvePaperSweep(b *testing.B) {
+	vs := paperCapacities()
+	vs[4].Current = 20
+	for b.Loop() {
+		for l := 10; l <= 380; l += 10 {
+			if _, err := Solve(Problem{Budget: 20, MinCores: 2, Services: []Service{{Load: float64(l), Alpha: 0.05, Beta: 0.001, Variants: vs}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func benchSolve(b *testing.B, p Problem) {
+	b.Helper()
+	for b.Loop() {
+		if _, err := Solve(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSolve20x200(b *testing.B) { benchSolve(b, BenchmarkInstance("20x200")) }
+func BenchmarkSolve50x1000Replicas(b *testing.B) {
+	benchSolve(b, BenchmarkInstance("50x1000r"))
+}
+func BenchmarkSolve20Services10x2000(b *testing.B) {
+	benchSolve(b, BenchmarkInstance("20svc10x2000"))
+}

@@ -1,0 +1,573 @@
+package optimizer
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// Solve returns an optimal allocation for p. It is exact: the returned
+// allocation maximises, summed over services s,
+//
+//	Σ_i (l_i/λ_s)·acc_i − α_s·Σ_i cores_i/B − β_s·LC_s/max_i loadTime_i
+//
+// subject to Σ cores ≤ B over all services, each variant running 0 replicas
+// or r ∈ [1, MaxReplicas] replicas of c ∈ [MinCores, MaxCoresPerReplica]
+// cores, l_i ≤ r·capacity_i(c), Σ_i l_i = λ_s with the most accurate variants
+// filled first, and LC_s the largest load time among the variants of s whose
+// (cores, replicas) change to a non-zero value (0 if none). When some load
+// cannot be served within B, the answer serves as much load as possible
+// (total RPS over services), is marked Feasible=false, and among those has the
+// best objective. λ = 0 needs nothing: every variant is switched off.
+//
+// # Why it is exact
+//
+//  1. Load assignment. For fixed capacities, filling the most accurate
+//     variant first is both the rule we must follow and the optimal solution
+//     of max Σ acc_i·l_i s.t. l_i ≤ cap_i, Σ l_i ≤ λ (a fractional knapsack
+//     with unit weights). So processing the variants in descending accuracy
+//     and assigning each the load min(cap, λ − load covered so far) is the
+//     objective's own load split, and a variant's contribution
+//     acc·(new covered − old covered)/λ − α·cores/B depends only on the
+//     covered load before it and its own option. That makes a dynamic
+//     programme over the state (cores used k, covered load L ≤ λ) exact.
+//  2. Options. Within one run a variant's options matter only through
+//     (total cores, capacity); the greedy value and the covered load never
+//     decrease when a capacity grows. So for each total core count only the
+//     best capacity over all (c, r) with r·c = total is kept, and totals that
+//     do not beat the capacity of a smaller total are dropped (Pareto set).
+//  3. Dominance. Between layers, state A=(k_A, L_A, v_A) dominates
+//     B=(k_B, L_B, v_B) when k_A ≤ k_B, L_A ≥ L_B and
+//     v_A − a·L_A ≥ v_B − a·L_B, where a = acc_next/λ is the accuracy per
+//     RPS of the most accurate variant still to come. Any completion of B
+//     applied to A uses no more cores, covers at least as much load, and
+//     loses at most a·(L_A − L_B) of accuracy (the units B still had to cover
+//     between L_B and L_A are worth at most a each; every other unit is
+//     covered in A by the same or a more accurate variant). Dropping
+//     dominated states therefore never loses the optimum.
+//  4. Loading cost. LC takes one of at most N+1 values: 0 or some variant's
+//     load time. For each threshold T among them, the run "LC ≤ T" lets a
+//     variant with load time > T only stay as it is or switch off, and
+//     charges β·T/maxLoadTime. Every allocation is feasible in the run for
+//     its own LC, where the charge is exact; every run's allocation has true
+//     LC ≤ T, so its true objective is at least what the run charged. Hence
+//     the best true objective over the runs is the optimum. Runs are done
+//     unrestricted first, then T ascending, and stop once even the
+//     unrestricted values minus β·T/maxLoadTime cannot beat what is found
+//     (true objectives of found allocations are tracked per core count).
+//  5. Services. Each service's runs give the best (served, objective) for
+//     every core count k ≤ B; lexicographic pairs add, so a max-plus knapsack
+//     over these tables (only at the core counts where a table improves) is
+//     exact for the joint problem, maximising the sum of objectives.
+//
+// # Units and resolution
+//
+// Loads and capacities are handled as integers: in RPS when λ and every
+// capacity are whole numbers (the paper's case, exact), otherwise in
+// milli-RPS with capacities rounded down and λ rounded up to a milli-RPS
+// (a conservative rounding that can only under-state capacity by < 0.001
+// RPS per replica).
+func Solve(p Problem) (Solution, error) {
+	if err := p.Validate(); err != nil {
+		return Solution{}, fmt.Errorf("invalid problem: %w", err)
+	}
+	s := newSolver(p)
+	return s.solve(), nil
+}
+
+// option is one way to run a variant: r replicas of c cores.
+type option struct {
+	cores int32 // total cores r·c
+	c, r  int32
+	cap   int64 // total capacity in load units
+}
+
+// state is one DP state (cores used, covered load, value) with a back
+// pointer for reconstruction.
+type state struct {
+	v      float64 // Σ acc·l/λ − α·Σcores/B so far
+	lc     float64 // true largest load time of changed variants so far
+	L      int64   // covered load, ≤ λ
+	k      int32   // cores used
+	parent int32   // index into the previous layer
+	opt    int32   // index into the layer's options, −1 = off
+}
+
+type run struct {
+	layers [][]state
+	opts   [][]option
+}
+
+// entry is the best found (served, objective) at ≤ k cores for a service.
+type entry struct {
+	L   int64
+	obj float64
+	run int32 // index into svc.runs, −1 = nothing runs
+	idx int32 // index into the run's last layer
+}
+
+func better(L1 int64, v1 float64, L2 int64, v2 float64) bool {
+	return L1 > L2 || (L1 == L2 && v1 > v2)
+}
+
+type svc struct {
+	in      *Service
+	order   []int // variant indices by descending accuracy
+	lam     int64
+	full    [][]option // per ordered variant: Pareto options
+	cur     []option   // per ordered variant: the current option (cores 0 = none valid)
+	lt      []float64  // per ordered variant: load time
+	maxLT   float64
+	runs    []run
+	table   []entry // per k = 0..B
+	alphaB  float64 // α/B
+	betaLT  float64 // β/maxLT (0 when maxLT = 0)
+	accLam  []float64
+	curCfgs [][2]int // per ordered variant: (c, r) now, (0,0) = off
+}
+
+type solver struct {
+	p        Problem
+	B        int
+	minC     int
+	maxC     int
+	maxR     int
+	scale    float64
+	svcs     []*svc
+	cands    []state
+	fenwick  []float64
+	capScale []int64
+}
+
+func newSolver(p Problem) *solver {
+	s := &solver{p: p, B: p.Budget}
+	s.minC = max(1, p.MinCores)
+	s.maxC = p.MaxCoresPerReplica
+	if s.maxC <= 0 || s.maxC > s.B {
+		s.maxC = s.B
+	}
+	s.maxR = max(1, p.MaxReplicas)
+	s.scale = 1
+	integral := func(x float64) bool { return x == math.Trunc(x) && math.Abs(x) < 1<<52 }
+	for _, sv := range p.Services {
+		if !integral(sv.Load) {
+			s.scale = 1000
+		}
+		for _, v := range sv.Variants {
+			for _, c := range v.Capacity {
+				if !integral(c) {
+					s.scale = 1000
+				}
+			}
+		}
+	}
+	return s
+}
+
+// capAt returns the scaled capacity of one replica of v at c cores.
+func (s *solver) capAt(v *Variant, c int) int64 {
+	if len(v.Capacity) == 0 || c <= 0 {
+		return 0
+	}
+	x := v.Capacity[min(c, len(v.Capacity)-1)]
+	return int64(math.Floor(x*s.scale + 1e-9))
+}
+
+func (s *solver) prepare(sv *Service) *svc {
+	n := len(sv.Variants)
+	out := &svc{in: sv}
+	out.order = make([]int, n)
+	for i := range out.order {
+		out.order[i] = i
+	}
+	sort.SliceStable(out.order, func(a, b int) bool {
+		return sv.Variants[out.order[a]].Accuracy > sv.Variants[out.order[b]].Accuracy
+	})
+	out.lam = int64(math.Ceil(sv.Load*s.scale - 1e-9))
+	if out.lam < 0 {
+		out.lam = 0
+	}
+	out.full = make([][]option, n)
+	out.cur = make([]option, n)
+	out.lt = make([]float64, n)
+	out.accLam = make([]float64, n)
+	out.curCfgs = make([][2]int, n)
+	if s.B > 0 {
+		out.alphaB = sv.Alpha / float64(s.B)
+	}
+	best := make([]option, s.B+1)
+	for oi, vi := range out.order {
+		v := &sv.Variants[vi]
+		out.lt[oi] = v.LoadTime
+		out.maxLT = max(out.maxLT, v.LoadTime)
+		if out.lam > 0 {
+			out.accLam[oi] = v.Accuracy / float64(out.lam)
+		}
+		curC, curR := v.Current, v.CurrentReplicas
+		if curC > 0 && curR <= 0 {
+			curR = 1
+		}
+		if curC <= 0 {
+			curC, curR = 0, 0
+		}
+		out.curCfgs[oi] = [2]int{curC, curR}
+		if curC >= s.minC && curC <= s.maxC && curR <= s.maxR && curC*curR <= s.B {
+			out.cur[oi] = option{cores: int32(curC * curR), c: int32(curC), r: int32(curR), cap: int64(curR) * s.capAt(v, curC)}
+		}
+		// Best capacity per total core count; ties prefer the current
+		// configuration (no load cost), then fewer replicas.
+		for k := range best {
+			best[k] = option{cap: -1}
+		}
+		for c := s.minC; c <= s.maxC; c++ {
+			one := s.capAt(v, c)
+			for r := 1; r <= s.maxR && r*c <= s.B; r++ {
+				k := r * c
+				o := option{cores: int32(k), c: int32(c), r: int32(r), cap: int64(r) * one}
+				b := &best[k]
+				isCur := c == curC && r == curR
+				if o.cap > b.cap || (o.cap == b.cap && isCur) {
+					*b = o
+				}
+			}
+		}
+		var opts []option
+		var top int64
+		for k := s.minC; k <= s.B; k++ {
+			if b := best[k]; b.cap > top {
+				opts = append(opts, b)
+				top = b.cap
+			}
+		}
+		out.full[oi] = opts
+	}
+	if out.maxLT > 0 {
+		out.betaLT = sv.Beta / out.maxLT
+	}
+	return out
+}
+
+// dp runs the layered DP for one service with load-time threshold T
+// (variants with load time > T may only stay as they are or switch off).
+func (s *solver) dp(sv *svc, T float64) run {
+	n := len(sv.order)
+	r := run{layers: make([][]state, n+1), opts: make([][]option, n)}
+	r.layers[0] = []state{{parent: -1, opt: -1}}
+	B := int32(s.B)
+	if len(s.fenwick) < s.B+2 {
+		s.fenwick = make([]float64, s.B+2)
+	}
+	fw := s.fenwick[:s.B+2]
+	for i := 0; i < n; i++ {
+		opts := sv.full[i]
+		if sv.lt[i] > T {
+			opts = nil
+			if sv.cur[i].cores > 0 {
+				opts = []option{sv.cur[i]}
+			}
+		}
+		r.opts[i] = opts
+		accLam := sv.accLam[i]
+		lt := sv.lt[i]
+		curC, curR := int32(sv.curCfgs[i][0]), int32(sv.curCfgs[i][1])
+		prev := r.layers[i]
+		cands := s.cands[:0]
+		for pi := range prev {
+			ps := &prev[pi]
+			cands = append(cands, state{v: ps.v, lc: ps.lc, L: ps.L, k: ps.k, parent: int32(pi), opt: -1})
+			room := sv.lam - ps.L
+			if room <= 0 {
+				continue
+			}
+			for oi := range opts {
+				o := &opts[oi]
+				k := ps.k + o.cores
+				if k > B {
+					break
+				}
+				add := min(o.cap, room)
+				lc := ps.lc
+				if (o.c != curC || o.r != curR) && lt > lc {
+					lc = lt
+				}
+				cands = append(cands, state{
+					v:  ps.v + accLam*float64(add) - sv.alphaB*float64(o.cores),
+					lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi),
+				})
+				if o.cap >= room {
+					break
+				}
+			}
+		}
+		s.cands = cands
+		// Dominance pruning (see Solve): order by L desc, k asc, u desc and
+		// keep a state only if no kept state with L' ≥ L, k' ≤ k has u' ≥ u.
+		a := 0.0
+		if i+1 < n {
+			a = sv.accLam[i+1]
+		}
+		slices.SortFunc(cands, func(x, y state) int {
+			if c := cmp.Compare(y.L, x.L); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(x.k, y.k); c != 0 {
+				return c
+			}
+			return cmp.Compare(y.v, x.v)
+		})
+		for j := range fw {
+			fw[j] = math.Inf(-1)
+		}
+		next := make([]state, 0, len(cands)/2+1)
+		for ci := range cands {
+			c := &cands[ci]
+			u := c.v - a*float64(c.L)
+			// prefix max over k' ≤ c.k (Fenwick tree, 1-based)
+			q := math.Inf(-1)
+			for j := int(c.k) + 1; j > 0; j -= j & -j {
+				if fw[j] > q {
+					q = fw[j]
+				}
+			}
+			if q >= u {
+				continue
+			}
+			for j := int(c.k) + 1; j < len(fw); j += j & -j {
+				if u > fw[j] {
+					fw[j] = u
+				}
+			}
+			next = append(next, *c)
+		}
+		r.layers[i+1] = next
+	}
+	return r
+}
+
+// solveService fills sv.table: the best (served, objective) at ≤ k cores.
+func (s *solver) solveService(sv *svc) {
+	sv.table = make([]entry, s.B+1)
+	for k := range sv.table {
+		sv.table[k] = entry{run: -1}
+	}
+	if sv.lam == 0 || len(sv.order) == 0 {
+		return // nothing to serve: everything off, objective 0
+	}
+	// Thresholds: 0 and every distinct load time, ascending.
+	ts := []float64{0}
+	for _, lt := range sv.lt {
+		ts = append(ts, lt)
+	}
+	slices.Sort(ts)
+	ts = slices.Compact(ts)
+	Tmax := ts[len(ts)-1]
+	record := func(ri int, r run) {
+		last := r.layers[len(r.layers)-1]
+		for idx := range last {
+			st := &last[idx]
+			obj := st.v - sv.betaLT*st.lc
+			e := &sv.table[st.k]
+			if better(st.L, obj, e.L, e.obj) {
+				*e = entry{L: st.L, obj: obj, run: int32(ri), idx: int32(idx)}
+			}
+		}
+	}
+	// The all-off allocation (objective 0) is the baseline at every k.
+	sv.runs = append(sv.runs, s.dp(sv, Tmax))
+	record(0, sv.runs[0])
+	// Unrestricted bound per k (lexicographic prefix max, charged nothing).
+	bound := make([]entry, s.B+1)
+	{
+		last := sv.runs[0].layers[len(sv.runs[0].layers)-1]
+		for k := range bound {
+			bound[k] = entry{L: 0, obj: 0}
+		}
+		for _, st := range last {
+			b := &bound[st.k]
+			if better(st.L, st.v, b.L, b.obj) {
+				*b = entry{L: st.L, obj: st.v}
+			}
+		}
+		for k := 1; k <= s.B; k++ {
+			if better(bound[k-1].L, bound[k-1].obj, bound[k].L, bound[k].obj) {
+				bound[k] = bound[k-1]
+			}
+		}
+	}
+	prefix := func() {
+		for k := 1; k <= s.B; k++ {
+			if better(sv.table[k-1].L, sv.table[k-1].obj, sv.table[k].L, sv.table[k].obj) {
+				sv.table[k] = sv.table[k-1]
+			}
+		}
+	}
+	prefix()
+	if sv.betaLT > 0 {
+		for _, T := range ts[:len(ts)-1] {
+			useful := false
+			for k := 0; k <= s.B; k++ {
+				e, b := sv.table[k], bound[k]
+				if b.L > e.L || (b.L == e.L && b.obj-sv.betaLT*T > e.obj) {
+					useful = true
+					break
+				}
+			}
+			if !useful {
+				break
+			}
+			sv.runs = append(sv.runs, s.dp(sv, T))
+			record(len(sv.runs)-1, sv.runs[len(sv.runs)-1])
+			prefix()
+		}
+	}
+}
+
+// choice is the reconstructed option per ordered variant (cores 0 = off).
+func (s *solver) reconstruct(sv *svc, e entry) ([]option, []int64) {
+	n := len(sv.order)
+	opts := make([]option, n)
+	loads := make([]int64, n)
+	if e.run < 0 {
+		return opts, loads
+	}
+	r := sv.runs[e.run]
+	idx := e.idx
+	for i := n; i > 0; i-- {
+		st := r.layers[i][idx]
+		prev := r.layers[i-1][st.parent]
+		if st.opt >= 0 {
+			opts[i-1] = r.opts[i-1][st.opt]
+			loads[i-1] = st.L - prev.L
+		}
+		idx = st.parent
+	}
+	return opts, loads
+}
+
+func (s *solver) solve() Solution {
+	for i := range s.p.Services {
+		sv := s.prepare(&s.p.Services[i])
+		s.solveService(sv)
+		s.svcs = append(s.svcs, sv)
+	}
+	picks := make([]int, len(s.svcs)) // cores given to each service
+	if len(s.svcs) == 1 {
+		picks[0] = s.B
+	} else {
+		picks = s.knapsack()
+	}
+	var sol Solution
+	sol.Feasible = true
+	var accSum, served float64
+	for si, sv := range s.svcs {
+		res := s.result(sv, sv.table[picks[si]])
+		sol.Services = append(sol.Services, res)
+		sol.Feasible = sol.Feasible && res.Feasible
+		sol.Objective += res.Objective
+		sol.Cores += res.Cores
+		accSum += res.Accuracy * res.Served
+		served += res.Served
+		sol.Allocations = append(sol.Allocations, res.Allocations...)
+	}
+	if served > 0 {
+		sol.Accuracy = accSum / served
+	}
+	return sol
+}
+
+// knapsack shares the budget between services: max Σ (served, objective)
+// lexicographically over the core counts where each table improves.
+func (s *solver) knapsack() []int {
+	B := s.B
+	type val struct {
+		L   int64
+		obj float64
+	}
+	f := make([]val, B+1)
+	choice := make([][]int32, len(s.svcs))
+	g := make([]val, B+1)
+	for si, sv := range s.svcs {
+		var bps []int
+		for k := 0; k <= B; k++ {
+			if k == 0 || better(sv.table[k].L, sv.table[k].obj, sv.table[k-1].L, sv.table[k-1].obj) {
+				bps = append(bps, k)
+			}
+		}
+		ch := make([]int32, B+1)
+		for k := 0; k <= B; k++ {
+			bestV := val{L: -1}
+			bestP := 0
+			for _, p := range bps {
+				if p > k {
+					break
+				}
+				e := sv.table[p]
+				L, o := f[k-p].L+e.L, f[k-p].obj+e.obj
+				if bestV.L < 0 || better(L, o, bestV.L, bestV.obj) {
+					bestV, bestP = val{L, o}, p
+				}
+			}
+			g[k] = bestV
+			ch[k] = int32(bestP)
+		}
+		choice[si] = ch
+		f, g = g, f
+	}
+	picks := make([]int, len(s.svcs))
+	k := B
+	for si := len(s.svcs) - 1; si >= 0; si-- {
+		p := int(choice[si][k])
+		picks[si] = p
+		k -= p
+	}
+	return picks
+}
+
+func (s *solver) result(sv *svc, e entry) ServiceResult {
+	in := sv.in
+	res := ServiceResult{Name: in.Name, Allocations: []Allocation{}}
+	opts, loads := s.reconstruct(sv, e)
+	type alloc struct {
+		vi int
+		a  Allocation
+	}
+	var as []alloc
+	var accL, lc float64
+	var L int64
+	for oi, vi := range sv.order {
+		o := opts[oi]
+		if o.cores == 0 {
+			continue
+		}
+		v := &in.Variants[vi]
+		rps := float64(loads[oi]) / s.scale
+		as = append(as, alloc{vi, Allocation{Service: in.Name, Variant: v.Name, Cores: int(o.c), Replicas: int(o.r), RPS: rps}})
+		res.Cores += int(o.cores)
+		accL += v.Accuracy * rps
+		L += loads[oi]
+		if cc := sv.curCfgs[oi]; int(o.c) != cc[0] || int(o.r) != cc[1] {
+			lc = max(lc, v.LoadTime)
+		}
+	}
+	slices.SortFunc(as, func(x, y alloc) int { return cmp.Compare(x.vi, y.vi) })
+	for _, a := range as {
+		res.Allocations = append(res.Allocations, a.a)
+	}
+	res.Served = float64(L) / s.scale
+	res.Feasible = L >= sv.lam
+	if res.Served > 0 {
+		res.Accuracy = accL / res.Served
+	}
+	if in.Load > 0 {
+		res.Objective = accL / in.Load
+	}
+	if s.B > 0 {
+		res.Objective -= in.Alpha * float64(res.Cores) / float64(s.B)
+	}
+	if sv.maxLT > 0 {
+		res.Objective -= in.Beta * lc / sv.maxLT
+	}
+	return res
+}
