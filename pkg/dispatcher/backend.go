@@ -141,6 +141,11 @@ func (b *backend) succeed() {
 // fail records a failed request and returns true when it ejected the
 // backend for an exponentially growing time.
 func (b *backend) fail(now time.Time, cfg Config) bool {
+	if now.UnixNano() < b.ejectUntil.Load() {
+		// Already out: failures of requests sent before the ejection say
+		// nothing new.
+		return false
+	}
 	if b.consecFails.Add(1) < int32(cfg.EjectAfter) {
 		return false
 	}
