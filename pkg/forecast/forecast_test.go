@@ -51,10 +51,12 @@ func TestForecasters(t *testing.T) {
 		{"floor keeps", WithFloor(LastValue{}, 5), minutes(9), 9},
 		{"cap cuts", WithCap(LastValue{}, 50), minutes(90), 50},
 		// Holt's linear method on an exact line continues it.
-		{"holt linear trend", &HoltWinters{Alpha: 0.5, Beta: 0.5, Season: 1440}, minutes(10, 20, 30, 40, 50), 60},
+		{"holt linear trend", &HoltWinters{Alpha: 1, Beta: 1, Season: 1440}, minutes(10, 20, 30, 40, 50), 60},
+		// α = 0.5, β = 0 and a zero initial trend: levels 10, 15, 22.5 → 22.5.
+		{"holt smoothing", &HoltWinters{Alpha: 0.5, Season: 1440}, minutes(10, 20, 30), 22.5},
 		// A pure season of length 3 repeated 4 times: the next value is the
 		// season's next entry.
-		{"holt-winters season", &HoltWinters{Alpha: 0.3, Beta: 0, Gamma: 0.3, Season: 3}, minutes(10, 50, 30, 10, 50, 30, 10, 50, 30, 10, 50, 30), 10},
+		{"holt-winters season", &HoltWinters{Alpha: 0.3, Beta: 0, Gamma: 0.3, Season: 3, Block: 1}, minutes(10, 50, 30, 10, 50, 30, 10, 50, 30, 10, 50, 30), 10},
 		{"paper without model is ewma ×1.1", Paper{}, minutes(60, 70), 65.5 * 1.1},
 	}
 	for _, tt := range tests {
@@ -176,8 +178,11 @@ func TestNew(t *testing.T) {
 		"ewma":                    "ewma:10",
 		"ewma:3":                  "ewma:3",
 		"holt-winters":            "holt-winters",
-		"quantile:0.9":            "quantile:0.9",
-		"quantile":                "quantile:0.95",
+		"quantile:0.9":            "quantile:0.9(linear)",
+		"quantile":                "quantile:0.95(linear)",
+		"linear":                  "linear",
+		"online:linear":           "online(linear)",
+		"online:lstm:30":          "online(lstm)",
 		"last,headroom=10":        "last,headroom=10",
 		" ewma:5 , floor=1,cap=4": "ewma:5,floor=1,cap=4",
 		"last,headroom=10%":       "last,headroom=10",
@@ -193,7 +198,8 @@ func TestNew(t *testing.T) {
 		}
 	}
 	bad := []string{"", "nope", "last:3", "max:xyz", "max:0s", "ewma:0", "ewma:abc", "quantile:1", "quantile:0",
-		"last,headroom", "last,headroom=abc", "last,headroom=-100", "last,color=3", "paper:x", "lstm:x", "last,floor=NaN"}
+		"last,headroom", "last,headroom=abc", "last,headroom=-100", "last,color=3", "paper:x", "lstm:x", "last,floor=NaN",
+		"linear:1", "online", "online:x", "online:linear:0", "online:linear:abc"}
 	for _, spec := range bad {
 		if _, err := New(spec); err == nil {
 			t.Errorf("New(%q): want an error", spec)

@@ -3,6 +3,8 @@ package forecast
 import (
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/floats"
 )
 
 // LSTM is the paper's forecaster: Keras
@@ -60,6 +62,9 @@ type TrainInfo struct {
 	BatchSize int     `json:"batchSize"`
 	Seed      uint64  `json:"seed"`
 	FinalLoss float64 `json:"finalLoss"` // MSE on scaled targets, last epoch
+	// TrainSeconds is the wall time training took, as measured by the caller
+	// (this package reads no clock); 0 if unknown.
+	TrainSeconds float64 `json:"trainSeconds,omitempty"`
 }
 
 var (
@@ -175,12 +180,8 @@ func (m *LSTM) forward(x []float64, w *lstmWork) float64 {
 			z[k] = xt*m.Wx[k] + m.B[k]
 		}
 		for j, hj := range hp {
-			if hj == 0 {
-				continue
-			}
-			row := m.Wh[j*g4 : (j+1)*g4]
-			for k, r := range row {
-				z[k] += hj * r
+			if hj != 0 { // relu makes many hidden units exactly 0
+				floats.AddScaled(z, hj, m.Wh[j*g4:(j+1)*g4])
 			}
 		}
 		for k := range u {

@@ -7,45 +7,36 @@ import (
 )
 
 // Quantile is a calibrated upper forecast: Base's point forecast times the
-// Q-quantile of Base's recent ratios actual/forecast.
+// Q-quantile of Base's recent ratios actual/forecast (split-conformal
+// prediction on a sliding window).
 //
 // For each of the last Window minutes j it replays Base on the history that
 // ended at the start of minute j and records r_j = max(minute j) / forecast.
 // The forecast is Base(history) × quantile_Q(r). With Q = 0.95 about 5% of
 // minutes should come out under-predicted if the recent past is like the
-// next minute — headroom that adapts to how noisy the load currently is,
-// instead of the paper's fixed +10%. With fewer than 2 minutes of history
-// (no ratio yet) it returns Base's forecast.
+// next minute: headroom that adapts to how noisy the load currently is,
+// instead of the paper's fixed +10%. Until Base can forecast for at least
+// one past minute it returns Base's forecast unchanged.
 type Quantile struct {
-	Q      float64          // in (0,1), e.g. 0.95
-	Window int              // minutes of ratios; 0 means 120
-	Base   minuteForecaster // nil means EWMA span 3
+	Q      float64    // in (0,1), e.g. 0.95
+	Window int        // minutes of ratios; 0 means 120
+	Base   Forecaster // nil means EWMA span 3
 }
 
-var _ minuteForecaster = (*Quantile)(nil)
+var _ Forecaster = (*Quantile)(nil)
 
-// NewQuantile returns a Quantile over base, which must be a forecaster built
-// from per-minute maxima: LastValue, EWMA, *HoltWinters, *LSTM (nil means
-// EWMA span 3).
+// NewQuantile returns a Quantile over base (nil means EWMA span 3).
 func NewQuantile(q float64, window int, base Forecaster) (*Quantile, error) {
 	if !(q > 0 && q < 1) {
 		return nil, fmt.Errorf("quantile: q = %v, want (0,1)", q)
 	}
-	if window < 0 {
-		return nil, fmt.Errorf("quantile: window %d minutes must be >= 0", window)
+	if window < 0 || window > 100000 {
+		return nil, fmt.Errorf("quantile: window %d minutes, want 0..100000", window)
 	}
-	qf := &Quantile{Q: q, Window: window}
-	if base != nil {
-		mf, ok := base.(minuteForecaster)
-		if !ok {
-			return nil, fmt.Errorf("quantile: base %q does not work on per-minute maxima", base.Name())
-		}
-		qf.Base = mf
-	}
-	return qf, nil
+	return &Quantile{Q: q, Window: window, Base: base}, nil
 }
 
-func (q *Quantile) base() minuteForecaster {
+func (q *Quantile) base() Forecaster {
 	if q.Base == nil {
 		return EWMA{Span: 3, MaxMinutes: 60}
 	}
@@ -61,38 +52,55 @@ func (q *Quantile) window() int {
 
 // Name implements Forecaster.
 func (q *Quantile) Name() string {
-	return fmt.Sprintf("quantile:%g", q.Q)
+	return fmt.Sprintf("quantile:%g(%s)", q.Q, q.base().Name())
 }
 
 // Forecast implements Forecaster.
 func (q *Quantile) Forecast(history []float64) (float64, error) {
-	return forecastViaMinutes(q, history)
-}
-
-func (q *Quantile) minutesNeeded() int { return q.base().minutesNeeded() + q.window() }
-func (q *Quantile) minMinutes() int    { return q.base().minMinutes() }
-
-func (q *Quantile) forecastMinutes(m []float64) (float64, error) {
 	if !(q.Q > 0 && q.Q < 1) {
 		return 0, fmt.Errorf("quantile: q = %v, want (0,1)", q.Q)
 	}
 	b := q.base()
-	point, err := b.forecastMinutes(m)
+	if err := checkTail(history, q.window()*MinuteSeconds+MinuteSeconds); err != nil {
+		return 0, err
+	}
+	point, err := b.Forecast(history)
 	if err != nil {
 		return 0, err
 	}
-	need, minNeed := b.minutesNeeded(), b.minMinutes()
-	ratios := make([]float64, 0, q.window())
-	for j := len(m) - 1; j >= max(len(m)-q.window(), minNeed); j-- {
-		past := m[max(j-need, 0):j]
-		f, err := b.forecastMinutes(past)
-		if err != nil {
+	W := q.window()
+	ratios := make([]float64, 0, W)
+	if mf, ok := b.(minuteForecaster); ok {
+		// Fast path: compute the maxima once and replay on them.
+		need := mf.minutesNeeded()
+		if err := checkTail(history, (need+W)*MinuteSeconds); err != nil {
 			return 0, err
 		}
-		if f <= 0 {
-			continue
+		m := MinuteMaxima(history, need+W)
+		for j := len(m) - 1; j >= max(len(m)-W, mf.minMinutes()); j-- {
+			f, err := mf.forecastMinutes(m[max(j-need, 0):j])
+			if err != nil {
+				return 0, err
+			}
+			if f > 0 {
+				ratios = append(ratios, m[j]/f)
+			}
 		}
-		ratios = append(ratios, m[j]/f)
+	} else {
+		for j := 1; j <= W && len(history)-j*MinuteSeconds > 0; j++ {
+			end := len(history) - j*MinuteSeconds
+			f, err := b.Forecast(history[:end])
+			if err != nil {
+				break // base needs more history than is left
+			}
+			a := history[end]
+			for _, v := range history[end+1 : end+MinuteSeconds] {
+				a = max(a, v)
+			}
+			if f > 0 {
+				ratios = append(ratios, a/f)
+			}
+		}
 	}
 	if len(ratios) == 0 {
 		return point, nil

@@ -13,9 +13,12 @@ const Specs = `last            last minute's max (the paper's reference baseline
 max[:DUR]       max of the last DUR (default 10m), e.g. max:5m
 ewma[:SPAN]     pandas ewm(span=SPAN).mean() of per-minute maxima (default 10)
 holt-winters    additive Holt-Winters on per-minute maxima, daily season
-quantile[:Q]    EWMA(3) × the Q-quantile (default 0.95) of its recent actual/forecast ratios
+linear          linear model on the last 3 minutes' maxima, means and shape (built-in, Twitter)
+quantile[:Q]    linear × the Q-quantile (default 0.95) of its last 120 actual/forecast ratios
 lstm            the paper's LSTM (built-in model trained on the Twitter trace)
 paper           the paper's online forecaster: EWMA(10) for the first 10 min, then LSTM; ×1.10
+online:M[:N]    retrain M (lstm or linear) on the service's own history every N minutes
+                (default 60), EWMA(10) until 120 minutes exist
 Append decorators with commas: headroom=PCT, floor=RPS, cap=RPS
 (e.g. "last,headroom=10", "ewma:5,floor=1,cap=400").`
 
@@ -23,11 +26,16 @@ Append decorators with commas: headroom=PCT, floor=RPS, cap=RPS
 type Option func(*options)
 
 type options struct {
-	lstm *LSTM
+	lstm   *LSTM
+	linear *Linear
 }
 
 // WithModel makes "lstm" and "paper" use m instead of the built-in model.
 func WithModel(m *LSTM) Option { return func(o *options) { o.lstm = m } }
+
+// WithLinear makes "linear" and "quantile" use l instead of the built-in
+// model.
+func WithLinear(l *Linear) Option { return func(o *options) { o.linear = l } }
 
 // New builds a forecaster from a spec such as "last", "max:10m", "ewma",
 // "ewma:5", "holt-winters", "quantile:0.95", "lstm", "paper", optionally
@@ -116,7 +124,42 @@ func newBase(s string, o *options) (Forecaster, error) {
 				return nil, fmt.Errorf("quantile %q: want a number in (0, 1)", arg)
 			}
 		}
-		return NewQuantile(q, 0, nil)
+		var base Forecaster
+		if o.linear != nil {
+			base = o.linear
+		} else if l, err := DefaultLinear(); err == nil {
+			base = l
+		}
+		return NewQuantile(q, 0, base)
+	case "linear":
+		if err := noArg(); err != nil {
+			return nil, err
+		}
+		if o.linear != nil {
+			return o.linear, nil
+		}
+		return DefaultLinear()
+	case "online":
+		kind, every, hasEvery := strings.Cut(arg, ":")
+		cfg := OnlineConfig{}
+		if hasEvery {
+			n, err := strconv.Atoi(every)
+			if err != nil || n < 1 || n > 100000 {
+				return nil, fmt.Errorf("online retrain interval %q: want whole minutes in 1..100000", every)
+			}
+			cfg.RetrainEvery = n
+		}
+		var tr Trainer
+		switch kind {
+		case "lstm":
+			tc := DefaultTrainConfig()
+			tr = LSTMTrainer{Config: tc, WarmStart: true}
+		case "linear":
+			tr = LinearTrainer{}
+		default:
+			return nil, fmt.Errorf("online: trainer %q, want lstm or linear (e.g. online:linear:60)", kind)
+		}
+		return NewOnline(tr, cfg)
 	case "lstm":
 		if err := noArg(); err != nil {
 			return nil, err
@@ -141,8 +184,8 @@ func newBase(s string, o *options) (Forecaster, error) {
 		}
 		return Paper{Model: m}, nil
 	case "":
-		return nil, errors.New("empty spec (want one of last, max, ewma, holt-winters, quantile, lstm, paper)")
+		return nil, errors.New("empty spec (want one of last, max, ewma, holt-winters, linear, quantile, lstm, paper, online)")
 	default:
-		return nil, fmt.Errorf("unknown forecaster %q (want one of last, max, ewma, holt-winters, quantile, lstm, paper)", name)
+		return nil, fmt.Errorf("unknown forecaster %q (want one of last, max, ewma, holt-winters, linear, quantile, lstm, paper, online)", name)
 	}
 }

@@ -63,25 +63,31 @@ func forecastViaMinutes(f minuteForecaster, history []float64) (float64, error) 
 // has a daily cycle). It re-runs the recursion over the last Lookback
 // minutes on every call (pure; no hidden state):
 //
-//	level_t  = α(x_t − s_{t−m}) + (1−α)(level_{t−1} + trend_{t−1})
+//	level_t  = α(x_t − s[b(t)]) + (1−α)(level_{t−1} + trend_{t−1})
 //	trend_t  = β(level_t − level_{t−1}) + (1−β)trend_{t−1}
-//	s_t      = γ(x_t − level_t) + (1−γ)s_{t−m}
-//	forecast = level_n + trend_n + s_{n+1−m}
+//	s[b(t)]  = γ(x_t − level_t) + (1−γ)s[b(t)]
+//	forecast = level_n + trend_n + s[b(n)]
 //
-// The first two seasons of the window initialise level, trend and the
-// seasonal terms. With fewer than two seasons of history it degrades to
-// Holt's linear method (no seasonal term), which needs >= 2 minutes.
-// Fit picks α, β, γ by one-step-ahead squared error on a training series.
+// The seasonal profile has one term per Block minutes (default 60), b(t) =
+// ((start+t) mod Season)/Block: one term per minute of the day would be estimated
+// from one noisy maximum per day, and on the Twitter trace such a profile
+// adds more noise than it explains. The first two seasons of the window
+// initialise level, trend and the profile. With fewer than two seasons of
+// history it degrades to Holt's linear method (no seasonal term), which
+// needs >= 2 minutes and starts with a zero trend. Fit picks α, β, γ by
+// one-step-ahead squared error on a training series.
 type HoltWinters struct {
 	Alpha, Beta, Gamma float64 // smoothing factors in [0,1]
 	Season             int     // minutes per season; 0 means 1440
+	Block              int     // minutes per seasonal term; 0 means 60
 	Lookback           int     // minutes read per call; 0 means 3 seasons
 }
 
 // NewHoltWinters returns Holt-Winters with the factors fitted on the Twitter
-// train split (docs/forecasting.md) and a daily season.
+// train split by `infadapter forecast train` (docs/forecasting.md) and a
+// daily season.
 func NewHoltWinters() *HoltWinters {
-	return &HoltWinters{Alpha: 0.6, Beta: 0, Gamma: 0.1, Season: 1440}
+	return &HoltWinters{Alpha: 0.9, Beta: 0, Gamma: 0.2, Season: 1440, Block: 60}
 }
 
 var _ Forecaster = (*HoltWinters)(nil)
@@ -89,9 +95,21 @@ var _ Forecaster = (*HoltWinters)(nil)
 // Name implements Forecaster.
 func (h *HoltWinters) Name() string { return "holt-winters" }
 
-// Forecast implements Forecaster.
+// Forecast implements Forecaster. The season's phase is anchored at the
+// start of history (minute 0 = the first 60 s, or the leading partial
+// chunk), so history must start at the same time of day on every call —
+// pass the whole history, not a sliding window of it.
 func (h *HoltWinters) Forecast(history []float64) (float64, error) {
-	return forecastViaMinutes(h, history)
+	k := h.minutesNeeded()
+	if err := checkTail(history, k*MinuteSeconds); err != nil {
+		return 0, err
+	}
+	if err := needSeconds(history, MinuteSeconds+1); err != nil {
+		return 0, fmt.Errorf("%s: %w", h.Name(), err)
+	}
+	total := (len(history) + MinuteSeconds - 1) / MinuteSeconds
+	m := MinuteMaxima(history, k)
+	return h.forecastAt(m, total-len(m))
 }
 
 func (h *HoltWinters) season() int {
@@ -99,6 +117,13 @@ func (h *HoltWinters) season() int {
 		return 1440
 	}
 	return h.Season
+}
+
+func (h *HoltWinters) block() int {
+	if h.Block <= 0 {
+		return min(60, h.season())
+	}
+	return min(h.Block, h.season())
 }
 
 func (h *HoltWinters) minutesNeeded() int {
@@ -118,26 +143,35 @@ func (h *HoltWinters) check() error {
 			return fmt.Errorf("holt-winters: %s = %v, want [0,1]", p.n, p.v)
 		}
 	}
+	if h.Season > 1<<20 || h.Lookback > 1<<22 {
+		return fmt.Errorf("holt-winters: season %d or lookback %d minutes too large", h.Season, h.Lookback)
+	}
 	return nil
 }
 
+// forecastMinutes treats x[0] as minute 0 of the season; the phase-aware
+// forecastAt is used wherever the absolute minute is known.
 func (h *HoltWinters) forecastMinutes(x []float64) (float64, error) {
+	return h.forecastAt(x, 0)
+}
+
+// forecastAt forecasts from maxima x whose first element is absolute minute
+// start (for the season's phase).
+func (h *HoltWinters) forecastAt(x []float64, start int) (float64, error) {
 	if err := h.check(); err != nil {
 		return 0, err
 	}
-	return hwRun(x, h.Alpha, h.Beta, h.Gamma, h.season(), nil), nil
+	return hwRun(x, start, h.Alpha, h.Beta, h.Gamma, h.season(), h.block(), nil), nil
 }
 
 // hwRun runs the recursion over x and returns the one-step forecast after
 // the last value. If sse is non-nil it accumulates the squared one-step
 // errors from the first forecastable point on (used by Fit).
-func hwRun(x []float64, a, b, g float64, m int, sse *float64) float64 {
+// start is the absolute minute of x[0]: block b(t) = ((start+t) mod m)/blk.
+func hwRun(x []float64, start int, a, b, g float64, m, blk int, sse *float64) float64 {
 	n := len(x)
 	if n < 2*m { // Holt's linear trend method
-		level, trend := x[0], x[1]-x[0]
-		if n == 2 {
-			trend = 0 // one difference of two noisy maxima is no trend
-		}
+		level, trend := x[0], 0.0
 		for t := 1; t < n; t++ {
 			if sse != nil {
 				e := x[t] - (level + trend)
@@ -157,12 +191,19 @@ func hwRun(x []float64, a, b, g float64, m int, sse *float64) float64 {
 	m1 /= float64(m)
 	m2 /= float64(m)
 	level, trend := m1, (m2-m1)/float64(m)
-	s := make([]float64, m)
+	nb := (m + blk - 1) / blk
+	s := make([]float64, nb)
+	cnt := make([]float64, nb)
 	for i := range m {
-		s[i] = ((x[i] - m1) + (x[m+i] - m2)) / 2
+		bi := ((start + i) % m) / blk
+		s[bi] += (x[i] - m1) + (x[m+i] - m2)
+		cnt[bi] += 2
+	}
+	for i := range s {
+		s[i] /= cnt[i]
 	}
 	for t := range n {
-		si := t % m
+		si := ((start + t) % m) / blk
 		if sse != nil && t >= m {
 			e := x[t] - (level + trend + s[si])
 			*sse += e * e
@@ -172,7 +213,7 @@ func hwRun(x []float64, a, b, g float64, m int, sse *float64) float64 {
 		trend = b*(level-prev) + (1-b)*trend
 		s[si] = g*(x[t]-level) + (1-g)*s[si]
 	}
-	return level + trend + s[n%m]
+	return level + trend + s[((start+n)%m)/blk]
 }
 
 // Fit chooses Alpha, Beta and Gamma on a grid by the one-step squared error
@@ -189,7 +230,7 @@ func (h *HoltWinters) Fit(maxima []float64) error {
 	m := h.season()
 	best := math.Inf(1)
 	var ba, bb, bg float64
-	gammas := []float64{0, 0.05, 0.1, 0.2, 0.4}
+	gammas := []float64{0, 0.01, 0.02, 0.05, 0.1, 0.2}
 	if len(maxima) < 2*m {
 		gammas = []float64{0}
 	}
@@ -197,7 +238,7 @@ func (h *HoltWinters) Fit(maxima []float64) error {
 		for _, b := range []float64{0, 0.01, 0.05, 0.1} {
 			for _, g := range gammas {
 				var sse float64
-				hwRun(maxima, a, b, g, m, &sse)
+				hwRun(maxima, 0, a, b, g, m, h.block(), &sse)
 				if sse < best {
 					best, ba, bb, bg = sse, a, b, g
 				}
