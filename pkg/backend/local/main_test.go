@@ -1,0 +1,88 @@
+package local
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+
+	"github.com/infadapter/infadapter/pkg/modelserver"
+)
+
+// The test binary doubles as the variant server: with envServe set it runs
+// modelserver.Serve with serve-model's flags, so these tests start real
+// processes without building cmd/infadapter.
+const envServe = "INFADAPTER_LOCAL_TEST_SERVE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envServe) == "1" {
+		os.Exit(serveMain(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func serveMain(args []string) int {
+	if len(args) > 0 && args[0] == "serve-model" {
+		args = args[1:]
+	}
+	var cfg modelserver.ServeConfig
+	fs := flag.NewFlagSet("serve-model", flag.ContinueOnError)
+	fs.StringVar(&cfg.Model, "model", "", "")
+	fs.StringVar(&cfg.Name, "name", "", "")
+	fs.IntVar(&cfg.Port, "port", 0, "")
+	fs.IntVar(&cfg.Threads, "threads", 1, "")
+	fs.IntVar(&cfg.WarmUp, "warmup", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := modelserver.Serve(ctx, cfg, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// needORT skips without the ONNX Runtime library, but fails in CI, which installs it.
+func needORT(t *testing.T) {
+	t.Helper()
+	if _, err := modelserver.LocateLibrary(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+func modelPath(t *testing.T, name string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "third_party", "models", "fmnist", name+".onnx")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("committed model missing: %v", err)
+	}
+	return p
+}
+
+func testConfig(t *testing.T) Config {
+	return Config{
+		Command: []string{os.Args[0], "serve-model"},
+		Env:     []string{envServe + "=1"},
+		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Output:  testWriter{t},
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,22 @@
+// Package modelserver serves one ONNX model over HTTP on ONNX Runtime: the
+// Open Inference Protocol v2 (KServe v2) and TensorFlow Serving REST.
+//
+// The runtime is the shared library libonnxruntime.so.1 loaded at run time
+// by github.com/yalue/onnxruntime_go (LocateLibrary says where it is looked
+// for; hack/install-onnxruntime.sh puts it there). A Model holds one ORT
+// session per worker, each with pre-bound batch-1 input and output tensors
+// (a bound session must not be shared across goroutines), and a bounded pool
+// hands a worker to each request. Thread spinning is off so an idle server
+// uses no CPU and CPU accounting under a quota is honest.
+//
+// Threads: a server started with Threads = n has n workers, each running
+// its session with one intra-op thread, so n requests run in parallel on n
+// cores. At batch 1 and 28×28 inputs intra-op parallelism barely helps
+// (measured in ../../shared/reference/inference-backends.md §3.1: two
+// workers scale 1.95×, two intra-op threads only help the largest model),
+// so "n cores" is spent on request parallelism. IntraOpThreads overrides it.
+//
+// The server is live as soon as it listens and ready only after warm-up
+// inferences have run on every worker, so a readiness-gated caller never
+// sees the first, slow runs.
+package modelserver

@@ -1,0 +1,129 @@
+package modelserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ListeningPrefix starts the line Serve prints once it listens, followed by
+// the base URL (e.g. "http://127.0.0.1:41234"). The local backend reads it.
+const ListeningPrefix = "infadapter serve-model listening on "
+
+// ServeConfig is the configuration of one serve-model process.
+type ServeConfig struct {
+	Model string // .onnx file
+	Name  string // model name in paths; default: file name without .onnx
+	Host  string // listen address; default 127.0.0.1
+	Port  int    // TCP port; 0 = any free port
+	// Threads is the cores the server may use = parallel workers (≥ 1).
+	Threads int
+	// IntraOpThreads per worker session; 0 means 1.
+	IntraOpThreads int
+	// WarmUp inferences per worker before ready (≥ 0).
+	WarmUp int
+	// MaxBatch bounds the examples in one request; 0 means 64.
+	MaxBatch int
+}
+
+// Defaults fills the zero fields.
+func (c *ServeConfig) Defaults() {
+	if c.Name == "" {
+		c.Name = strings.TrimSuffix(filepath.Base(c.Model), ".onnx")
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.IntraOpThreads == 0 {
+		c.IntraOpThreads = 1
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 64
+	}
+}
+
+// Validate reports every problem of the (defaulted) config.
+func (c ServeConfig) Validate() error {
+	var errs []error
+	if c.Model == "" {
+		errs = append(errs, errors.New("model: no file given"))
+	} else if _, err := os.Stat(c.Model); err != nil {
+		errs = append(errs, fmt.Errorf("model: %w", err))
+	}
+	if c.Threads < 1 {
+		errs = append(errs, fmt.Errorf("threads = %d: must be ≥ 1", c.Threads))
+	}
+	if c.IntraOpThreads < 1 {
+		errs = append(errs, fmt.Errorf("intra-op threads = %d: must be ≥ 1", c.IntraOpThreads))
+	}
+	if c.WarmUp < 0 {
+		errs = append(errs, fmt.Errorf("warmup = %d: must be ≥ 0", c.WarmUp))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port = %d: must be in [0, 65535]", c.Port))
+	}
+	if err := (Config{Name: c.Name, MaxBatch: c.MaxBatch}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ErrConfig wraps Serve's configuration errors (the caller's input).
+var ErrConfig = errors.New("invalid serve-model configuration")
+
+// Serve loads the model, listens, prints ListeningPrefix+URL on stdout,
+// warms up, becomes ready and serves until ctx is done; then it turns
+// not-ready and shuts down gracefully.
+func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Logger) error {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	log = log.With("model", cfg.Name)
+	t0 := time.Now()
+	m, err := LoadModel(ModelConfig{Path: cfg.Model, Workers: cfg.Threads, IntraOpThreads: cfg.IntraOpThreads})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	srv, err := NewServer(Config{Name: cfg.Name, MaxBatch: cfg.MaxBatch}, m)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "%shttp://%s\n", ListeningPrefix, ln.Addr())
+	log.Info("loaded", "file", cfg.Model, "workers", cfg.Threads, "intraOpThreads", cfg.IntraOpThreads,
+		"load", time.Since(t0).Round(time.Millisecond), "addr", ln.Addr().String())
+	if err := m.WarmUp(ctx, cfg.WarmUp); err != nil {
+		_ = hs.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	srv.SetReady(true)
+	log.Info("ready", "warmup", cfg.WarmUp, "sinceStart", time.Since(t0).Round(time.Millisecond))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	srv.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
