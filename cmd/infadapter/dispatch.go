@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -129,6 +130,12 @@ func runDispatch(ctx context.Context, cmd *cobra.Command, f *dispatchFlags) erro
 			return badInput(fmt.Errorf("--admin-token-file: %w", err))
 		}
 		cfg.AdminToken = strings.TrimSpace(string(b))
+	}
+	if os.Getenv("GOGC") == "" {
+		// A proxy's live heap is tiny and its garbage per request large;
+		// collecting at 4× the live heap instead of 2× trades a few MB for
+		// less GC CPU on the request path.
+		debug.SetGCPercent(400)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

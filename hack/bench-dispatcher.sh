@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Benchmark: InfAdapter's dispatcher vs nginx as a reverse proxy in front of
+# the same trivial OIP v2 backend (a second nginx answering a fixed JSON
+# body), all on loopback.
+#
+#   1. throughput at saturation: wrk (closed loop, -c connections) against
+#      the backend directly, nginx-proxy and our dispatcher, interleaved for
+#      ROUNDS rounds; the median of each is reported.
+#   2. added P99 at 50% load: our open-loop loadgen at 50% of nginx's
+#      saturation throughput against each; added = P99(proxy) - P99(direct).
+#
+# Needs Debian nginx (nginx-light is enough) and wrk (hack/apt-packages.txt).
+# Usage: hack/bench-dispatcher.sh [--json]   env: DURATION=10 ROUNDS=3 CONNS=64
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+BE_PORT=${BE_PORT:-18091}
+NGX_PORT=${NGX_PORT:-18092}
+DSP_PORT=${DSP_PORT:-18093}
+JSON=0
+[[ "${1:-}" == "--json" ]] && JSON=1
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+for bin in "$NGINX" wrk go; do
+  command -v "$bin" >/dev/null || { echo "bench-dispatcher: $bin not found (apt-get install -y nginx-light wrk)" >&2; exit 1; }
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for d in be px; do [[ -f "$TMP/$d/nginx.pid" ]] && kill "$(cat "$TMP/$d/nginx.pid")" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+log() { [[ $JSON == 1 ]] || echo "$@" >&2; }
+
+BODY='{"model_name":"m","outputs":[{"name":"y","shape":[1,10],"datatype":"FP32","data":[0,0,0,1,0,0,0,0,0,0]}]}'
+
+mkdir -p "$TMP/be" "$TMP/px"
+cat > "$TMP/be/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $TMP/be/nginx.pid;
+error_log $TMP/be/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/be;
+  server {
+    listen 127.0.0.1:$BE_PORT reuseport backlog=4096;
+    keepalive_requests 1000000;
+    location / { default_type application/json; return 200 '$BODY'; }
+  }
+}
+CONF
+cat > "$TMP/px/nginx.conf" <<CONF
+worker_processes auto;
+daemon on;
+pid $TMP/px/nginx.pid;
+error_log $TMP/px/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/px;
+  proxy_temp_path $TMP/px;
+  upstream be { server 127.0.0.1:$BE_PORT; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGX_PORT reuseport backlog=4096;
+    keepalive_requests 1000000;
+    client_max_body_size 8m;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering on;
+    }
+  }
+}
+CONF
+
+log "building infadapter..."
+(cd "$ROOT" && go build -o "$TMP/infadapter" ./cmd/infadapter)
+"$NGINX" -p "$TMP/be" -c "$TMP/be/nginx.conf" -e "$TMP/be/error.log"
+"$NGINX" -p "$TMP/px" -c "$TMP/px/nginx.conf" -e "$TMP/px/error.log"
+"$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP_PORT" --admin-listen "" \
+  --backend "m=m@http://127.0.0.1:$BE_PORT" 2>"$TMP/dispatch.log" &
+PIDS+=($!)
+
+REQ='{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":['$(printf '0,%.0s' $(seq 783))'0]}]}'
+cat > "$TMP/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$REQ'
+LUA
+
+for port in $BE_PORT $NGX_PORT $DSP_PORT; do
+  for _ in $(seq 50); do
+    curl -fsS -o /dev/null -X POST --data "$REQ" "http://127.0.0.1:$port/v2/models/m/infer" && break
+    sleep 0.1
+  done
+done
+
+declare -A URLS=([direct]="http://127.0.0.1:$BE_PORT" [nginx]="http://127.0.0.1:$NGX_PORT" [dispatcher]="http://127.0.0.1:$DSP_PORT")
+declare -A TPUT
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+log "saturation: wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds"
+for name in direct nginx dispatcher; do : > "$TMP/tput.$name"; done
+for r in $(seq "$ROUNDS"); do
+  for name in direct nginx dispatcher; do
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$TMP/post.lua" "${URLS[$name]}/v2/models/m/infer")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+    echo "$rps" >> "$TMP/tput.$name"
+    log "  round $r $name: $rps req/s${non2xx:+ (non-2xx: $non2xx)}"
+  done
+done
+for name in direct nginx dispatcher; do TPUT[$name]=$(median < "$TMP/tput.$name"); done
+
+RATE=$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/2}')
+log "latency at 50% of nginx's saturation throughput: loadgen --rps $RATE --duration ${DURATION}s (open loop, Poisson)"
+declare -A P50 P99
+for name in direct nginx dispatcher; do
+  "$TMP/infadapter" loadgen --target "${URLS[$name]}" --model m --rps "$RATE" --duration "${DURATION}s" \
+    --dataset zeros --shape 1,28,28 --slo 100ms --json --quiet > "$TMP/lg.$name.json"
+  P50[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["latency"]["p50Ms"])' "$TMP/lg.$name.json")
+  P99[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["latency"]["p99Ms"])' "$TMP/lg.$name.json")
+  ok=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ok"], "/", r["offered"], r["errors"])' "$TMP/lg.$name.json")
+  log "  $name: p50 ${P50[$name]} ms  p99 ${P99[$name]} ms  ok $ok"
+done
+
+python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" \
+  "${TPUT[direct]}" "${TPUT[nginx]}" "${TPUT[dispatcher]}" \
+  "${P50[direct]}" "${P50[nginx]}" "${P50[dispatcher]}" \
+  "${P99[direct]}" "${P99[nginx]}" "${P99[dispatcher]}" <<'PY'
+import json, sys, os, platform
+a = sys.argv[1:]
+js = a[0] == "1"
+dur, rounds, conns, rate = int(a[1]), int(a[2]), int(a[3]), int(a[4])
+t = dict(zip(["direct", "nginx", "dispatcher"], map(float, a[5:8])))
+p50 = dict(zip(["direct", "nginx", "dispatcher"], map(float, a[8:11])))
+p99 = dict(zip(["direct", "nginx", "dispatcher"], map(float, a[11:14])))
+res = {
+  "machine": {"cpus": os.cpu_count(), "cpu": next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"), "kernel": platform.release()},
+  "durationSeconds": dur, "rounds": rounds, "connections": conns, "halfLoadRps": rate,
+  "throughputRps": t, "p50Ms": p50, "p99Ms": p99,
+  "throughputRatioVsNginx": t["dispatcher"] / t["nginx"],
+  "addedP99Ms": {"nginx": p99["nginx"] - p99["direct"], "dispatcher": p99["dispatcher"] - p99["direct"]},
+}
+res["targets"] = {"throughputRatio>=0.9": res["throughputRatioVsNginx"] >= 0.9, "addedP99<=0.3ms": res["addedP99Ms"]["dispatcher"] <= 0.3}
+if js:
+  print(json.dumps(res, indent=2))
+else:
+  print(f"| | direct | nginx | dispatcher |\n|---|---|---|---|")
+  print(f"| throughput at saturation (req/s, median of {rounds}) | {t['direct']:.0f} | {t['nginx']:.0f} | {t['dispatcher']:.0f} |")
+  print(f"| P50 at {rate} req/s (ms) | {p50['direct']:.3f} | {p50['nginx']:.3f} | {p50['dispatcher']:.3f} |")
+  print(f"| P99 at {rate} req/s (ms) | {p99['direct']:.3f} | {p99['nginx']:.3f} | {p99['dispatcher']:.3f} |")
+  print(f"| added P99 vs direct (ms) | - | {res['addedP99Ms']['nginx']:.3f} | {res['addedP99Ms']['dispatcher']:.3f} |")
+  print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 = {res['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms)")
+PY
