@@ -121,7 +121,8 @@ type svc struct {
 	lt      []float64  // per ordered variant: load time
 	maxLT   float64
 	runs    []run
-	table   []entry // per k = 0..B
+	table   []entry // per k = 0..B: best recorded final state at ≤ k
+	inc     []entry // per k: best objective of any complete allocation seen (bound only)
 	alphaB  float64 // α/B
 	betaLT  float64 // β/maxLT (0 when maxLT = 0)
 	accLam  []float64
@@ -137,6 +138,7 @@ type solver struct {
 	scale    float64
 	svcs     []*svc
 	cands    []state
+	ubs      []float64
 	fenwick  []float64
 	capScale []int64
 }
@@ -251,15 +253,11 @@ func (s *solver) prepare(sv *Service) *svc {
 
 // dp runs the layered DP for one service with load-time threshold T
 // (variants with load time > T may only stay as they are or switch off).
-func (s *solver) dp(sv *svc, T float64) run {
+func (s *solver) dp(sv *svc, T float64, beam int) run {
 	n := len(sv.order)
 	r := run{layers: make([][]state, n+1), opts: make([][]option, n)}
-	r.layers[0] = []state{{parent: -1, opt: -1}}
-	B := int32(s.B)
-	if len(s.fenwick) < s.B+2 {
-		s.fenwick = make([]float64, s.B+2)
-	}
-	fw := s.fenwick[:s.B+2]
+	// Allowed options per variant and, for the bound, the best capacity per
+	// core among the variants after each one.
 	for i := 0; i < n; i++ {
 		opts := sv.full[i]
 		if sv.lt[i] > T {
@@ -269,6 +267,34 @@ func (s *solver) dp(sv *svc, T float64) run {
 			}
 		}
 		r.opts[i] = opts
+	}
+	// For the bound: per suffix of variants, the upper envelope of
+	// (cores per unit of load, accuracy) over each variant's best capacity
+	// per core — the LP relaxation of serving the rest of the load.
+	effAfter := make([]float64, n+1)
+	envs := make([][]envPoint, n+1)
+	for i := n - 1; i >= 0; i-- {
+		effAfter[i] = effAfter[i+1]
+		e := 0.0
+		for _, o := range r.opts[i] {
+			e = max(e, float64(o.cap)/float64(o.cores))
+		}
+		effAfter[i] = max(effAfter[i], e)
+		pts := slices.Clone(envs[i+1])
+		if e > 0 {
+			pts = append(pts, envPoint{w: 1 / e, acc: sv.accLam[i]})
+		}
+		envs[i] = upperEnvelope(pts)
+	}
+	inc := sv.inc // best true (served, objective) at ≤ k found so far
+	r.layers[0] = []state{{parent: -1, opt: -1}}
+	B := int32(s.B)
+	if len(s.fenwick) < s.B+2 {
+		s.fenwick = make([]float64, s.B+2)
+	}
+	fw := s.fenwick[:s.B+2]
+	for i := 0; i < n; i++ {
+		opts := r.opts[i]
 		accLam := sv.accLam[i]
 		lt := sv.lt[i]
 		curC, curR := int32(sv.curCfgs[i][0]), int32(sv.curCfgs[i][1])
@@ -292,10 +318,15 @@ func (s *solver) dp(sv *svc, T float64) run {
 				if (o.c != curC || o.r != curR) && lt > lc {
 					lc = lt
 				}
-				cands = append(cands, state{
-					v:  ps.v + accLam*float64(add) - sv.alphaB*float64(o.cores),
-					lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi),
-				})
+				v := ps.v + accLam*float64(add) - sv.alphaB*float64(o.cores)
+				if add == room {
+					// A complete allocation (the rest off): it is a
+					// feasible incumbent at k cores.
+					if obj := v - sv.betaLT*lc; better(sv.lam, obj, inc[k].L, inc[k].obj) {
+						inc[k] = entry{L: sv.lam, obj: obj}
+					}
+				}
+				cands = append(cands, state{v: v, lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi)})
 				if o.cap >= room {
 					break
 				}
@@ -308,6 +339,7 @@ func (s *solver) dp(sv *svc, T float64) run {
 		if i+1 < n {
 			a = sv.accLam[i+1]
 		}
+		s.cands = cands
 		slices.SortFunc(cands, func(x, y state) int {
 			if c := cmp.Compare(y.L, x.L); c != 0 {
 				return c
@@ -320,9 +352,38 @@ func (s *solver) dp(sv *svc, T float64) run {
 		for j := range fw {
 			fw[j] = math.Inf(-1)
 		}
+		// Incumbents at ≤ k (prefix max) for the bound.
+		for k := 1; k <= s.B; k++ {
+			if better(inc[k-1].L, inc[k-1].obj, inc[k].L, inc[k].obj) {
+				inc[k] = inc[k-1]
+			}
+		}
+		eff := effAfter[i+1]
+		env := envs[i+1]
+		last := i == n-1
 		next := make([]state, 0, len(cands)/2+1)
+		ubs := s.ubs[:0]
 		for ci := range cands {
 			c := &cands[ci]
+			// Bound: no completion beats what is already found.
+			ub := c.v - sv.betaLT*c.lc
+			reach := c.L
+			if !last {
+				e := &inc[c.k]
+				room := float64(sv.lam - c.L)
+				reach += int64(min(room, math.Floor(float64(s.B-int(c.k))*eff+1e-9)))
+				if reach < e.L {
+					continue
+				}
+				if rr := float64(reach - c.L); rr > 0 {
+					// Serving rr more units costs ≥ rr/eff cores and
+					// earns ≤ rr·E(average cores per unit ≤ K/rr).
+					ub += rr * (envAt(env, float64(s.B-int(c.k))/rr) - sv.alphaB/eff)
+				}
+				if reach == e.L && ub < e.obj-1e-12 {
+					continue
+				}
+			}
 			u := c.v - a*float64(c.L)
 			// prefix max over k' ≤ c.k (Fenwick tree, 1-based)
 			q := math.Inf(-1)
@@ -340,6 +401,20 @@ func (s *solver) dp(sv *svc, T float64) run {
 				}
 			}
 			next = append(next, *c)
+			ubs = append(ubs, float64(reach)*1e6+ub) // beam rank: reach, then bound
+		}
+		s.ubs = ubs
+		if beam > 0 && len(next) > beam {
+			idx := make([]int, len(next))
+			for j := range idx {
+				idx[j] = j
+			}
+			slices.SortFunc(idx, func(x, y int) int { return cmp.Compare(ubs[y], ubs[x]) })
+			kept := make([]state, beam)
+			for j := range kept {
+				kept[j] = next[idx[j]]
+			}
+			next = kept
 		}
 		r.layers[i+1] = next
 	}
@@ -350,8 +425,9 @@ func (s *solver) dp(sv *svc, T float64) run {
 func (s *solver) solveService(sv *svc) {
 	sv.table = make([]entry, s.B+1)
 	for k := range sv.table {
-		sv.table[k] = entry{run: -1}
+		sv.table[k] = entry{run: -1} // all off: serves 0, objective 0
 	}
+	sv.inc = slices.Clone(sv.table)
 	if sv.lam == 0 || len(sv.order) == 0 {
 		return // nothing to serve: everything off, objective 0
 	}
@@ -374,13 +450,32 @@ func (s *solver) solveService(sv *svc) {
 			}
 		}
 	}
+	// Seed the bound with every single-variant allocation that serves λ.
+	for i := range sv.order {
+		for _, o := range sv.full[i] {
+			if o.cap >= sv.lam {
+				obj := sv.accLam[i]*float64(sv.lam) - sv.alphaB*float64(o.cores)
+				if cc := sv.curCfgs[i]; int(o.c) != cc[0] || int(o.r) != cc[1] {
+					obj -= sv.betaLT * sv.lt[i]
+				}
+				if better(sv.lam, obj, sv.inc[o.cores].L, sv.inc[o.cores].obj) {
+					sv.inc[o.cores] = entry{L: sv.lam, obj: obj}
+				}
+				break
+			}
+		}
+	}
 	// The all-off allocation (objective 0) is the baseline at every k.
-	sv.runs = append(sv.runs, s.dp(sv, Tmax))
+	// A narrow beam pass first finds a near-optimal allocation cheaply; the
+	// exact runs then prune against it.
+	sv.runs = append(sv.runs, s.dp(sv, Tmax, 32))
 	record(0, sv.runs[0])
+	sv.runs = append(sv.runs, s.dp(sv, Tmax, 0))
+	record(1, sv.runs[1])
 	// Unrestricted bound per k (lexicographic prefix max, charged nothing).
 	bound := make([]entry, s.B+1)
 	{
-		last := sv.runs[0].layers[len(sv.runs[0].layers)-1]
+		last := sv.runs[1].layers[len(sv.runs[1].layers)-1]
 		for k := range bound {
 			bound[k] = entry{L: 0, obj: 0}
 		}
@@ -407,7 +502,11 @@ func (s *solver) solveService(sv *svc) {
 	if sv.betaLT > 0 {
 		for _, T := range ts[:len(ts)-1] {
 			useful := false
-			for k := 0; k <= s.B; k++ {
+			from := 0
+			if len(s.p.Services) == 1 {
+				from = s.B // one service: only the full budget matters
+			}
+			for k := from; k <= s.B; k++ {
 				e, b := sv.table[k], bound[k]
 				if b.L > e.L || (b.L == e.L && b.obj-sv.betaLT*T > e.obj) {
 					useful = true
@@ -417,7 +516,7 @@ func (s *solver) solveService(sv *svc) {
 			if !useful {
 				break
 			}
-			sv.runs = append(sv.runs, s.dp(sv, T))
+			sv.runs = append(sv.runs, s.dp(sv, T, 0))
 			record(len(sv.runs)-1, sv.runs[len(sv.runs)-1])
 			prefix()
 		}
@@ -570,4 +669,57 @@ func (s *solver) result(sv *svc, e entry) ServiceResult {
 		res.Objective -= in.Beta * lc / sv.maxLT
 	}
 	return res
+}
+
+// envPoint is a variant in the bound's relaxation: w cores per unit of load
+// at its best capacity per core, acc accuracy per unit of load (acc/λ).
+type envPoint struct{ w, acc float64 }
+
+// upperEnvelope returns the points on the upper concave hull of pts that
+// matter for "best accuracy at average cost ≤ t": sorted by w ascending with
+// acc strictly increasing.
+func upperEnvelope(pts []envPoint) []envPoint {
+	slices.SortFunc(pts, func(x, y envPoint) int {
+		if c := cmp.Compare(x.w, y.w); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.acc, x.acc)
+	})
+	var h []envPoint
+	for _, p := range pts {
+		if len(h) > 0 && p.acc <= h[len(h)-1].acc {
+			continue // costs more per unit, no more accurate
+		}
+		for len(h) >= 2 {
+			a, b := h[len(h)-2], h[len(h)-1]
+			// drop b if it lies on or below the segment a–p
+			if (b.acc-a.acc)*(p.w-a.w) <= (p.acc-a.acc)*(b.w-a.w) {
+				h = h[:len(h)-1]
+				continue
+			}
+			break
+		}
+		h = append(h, p)
+	}
+	return h
+}
+
+// envAt is the best accuracy per unit of load when the mix may spend at
+// most t cores per unit on average (concave, capped at the most accurate).
+// Below the cheapest point it returns that point's accuracy (the reach
+// bound already handles coverage).
+func envAt(h []envPoint, t float64) float64 {
+	if len(h) == 0 {
+		return 0
+	}
+	if t <= h[0].w {
+		return h[0].acc
+	}
+	for j := 1; j < len(h); j++ {
+		if t <= h[j].w {
+			a, b := h[j-1], h[j]
+			return a.acc + (b.acc-a.acc)*(t-a.w)/(b.w-a.w)
+		}
+	}
+	return h[len(h)-1].acc
 }
