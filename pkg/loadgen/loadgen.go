@@ -94,7 +94,7 @@ const (
 	ErrHTTP4xx     = "http_4xx"
 	ErrShed        = "http_503" // 503: overloaded/shed or not ready
 	ErrHTTP5xx     = "http_5xx" // other 5xx
-	ErrDecode      = "decode"   // 200 with an unreadable body
+	ErrDecode      = "decode"   // 200 with an unreadable body (labelled samples only)
 	ErrOverload    = "overload" // not sent: MaxInFlight reached
 	ErrCanceled    = "canceled" // the run was canceled
 )
@@ -311,6 +311,11 @@ func (r *Runner) send(start time.Time, intended time.Duration, s Sample) Result 
 		return res
 	case resp.StatusCode >= 400:
 		res.Err = ErrHTTP4xx
+		return res
+	}
+	if s.Label < 0 {
+		// Nothing to score: skip decoding, which is a large share of the
+		// generator's CPU at high rates.
 		return res
 	}
 	pred, err := r.prediction(body)
