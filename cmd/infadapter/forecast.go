@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -79,6 +80,17 @@ func fcProgress(quiet bool, desc string) (func(forecast.TrainProgress), func()) 
 		}
 }
 
+// fcCPUSeconds is this process's user+system CPU time so far. Training time
+// is reported both as wall time and as CPU time because the machine is often
+// shared (wall time then overstates the cost).
+func fcCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func fcStderrIsTerminal() bool {
 	st, err := os.Stderr.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
@@ -102,21 +114,23 @@ func trainAll(series []float64, from int, cfg forecast.TrainConfig, quiet bool) 
 	cfg.Data = note
 	progress, done := fcProgress(quiet, "lstm")
 	cfg.Progress = progress
-	start := time.Now()
+	start, cpu := time.Now(), fcCPUSeconds()
 	m, err := forecast.TrainLSTM(maxima, cfg)
 	done()
 	if err != nil {
 		return out, err
 	}
 	m.Trained.TrainSeconds = time.Since(start).Seconds()
+	m.Trained.TrainCPUSeconds = fcCPUSeconds() - cpu
 	out.LSTM, out.LSTMInfo = m, m.Trained
 
-	start = time.Now()
+	start, cpu = time.Now(), fcCPUSeconds()
 	l, err := forecast.FitLinear(series[:from*forecast.MinuteSeconds], forecast.LinearConfig{Data: note})
 	if err != nil {
 		return out, err
 	}
 	l.Trained.TrainSeconds = time.Since(start).Seconds()
+	l.Trained.TrainCPUSeconds = fcCPUSeconds() - cpu
 	out.Linear, out.LinearInfo = l, l.Trained
 
 	start = time.Now()
@@ -198,9 +212,9 @@ the built-in models; regenerate them with
 				}{res, paths})
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "lstm:   %d samples, %d epochs, final scaled MSE %.5f, %.1f s → %s\n",
-				res.LSTMInfo.Samples, res.LSTMInfo.Epochs, res.LSTMInfo.FinalLoss, res.LSTMInfo.TrainSeconds, paths[0])
-			fmt.Fprintf(w, "linear: %d samples, %.2f s → %s\n", res.LinearInfo.Samples, res.LinearInfo.TrainSeconds, paths[1])
+			fmt.Fprintf(w, "lstm:   %d samples, %d epochs, final scaled MSE %.5f, %.1f s wall, %.1f s CPU → %s\n",
+				res.LSTMInfo.Samples, res.LSTMInfo.Epochs, res.LSTMInfo.FinalLoss, res.LSTMInfo.TrainSeconds, res.LSTMInfo.TrainCPUSeconds, paths[0])
+			fmt.Fprintf(w, "linear: %d samples, %.2f s wall, %.2f s CPU → %s\n", res.LinearInfo.Samples, res.LinearInfo.TrainSeconds, res.LinearInfo.TrainCPUSeconds, paths[1])
 			fmt.Fprintf(w, "holt-winters: alpha %.2f beta %.2f gamma %.2f (season %d min, %d-min blocks), %.2f s\n",
 				res.HoltWinters.Alpha, res.HoltWinters.Beta, res.HoltWinters.Gamma, 1440, 60, res.HWSeconds)
 			return nil
@@ -306,11 +320,7 @@ measured in this run.`,
 				}
 			}
 			var rows []evalRow
-			for _, spec := range strings.Split(specs, ",") {
-				spec = strings.TrimSpace(spec)
-				if spec == "" {
-					continue
-				}
+			for _, spec := range splitSpecs(specs) {
 				f, err := forecast.New(spec, opts...)
 				if err != nil {
 					return badInput(err)
@@ -363,7 +373,7 @@ measured in this run.`,
 	}
 	ff.bind(c)
 	c.Flags().StringVar(&specs, "forecasters", "last,ewma,max:10m,holt-winters,linear,quantile:0.8,quantile:0.95,lstm,paper",
-		"comma-separated forecaster specs to evaluate (see `infadapter forecast --help`)")
+		"comma-separated forecaster specs to evaluate (see `infadapter forecast --help`); a decorator such as headroom=10 applies to the spec before it")
 	c.Flags().Float64Var(&headroom, "headroom", forecast.PaperHeadroomPct, "headroom % for the \"after headroom\" columns")
 	c.Flags().BoolVar(&train, "train", false, "train lstm, linear and holt-winters on the train split first (else use built-in models)")
 	c.Flags().StringVar(&lstmPath, "lstm", "", "LSTM model file (infadapter-lstm/v1) instead of the built-in one")
@@ -371,6 +381,24 @@ measured in this run.`,
 	c.Flags().IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "LSTM training epochs (with --train)")
 	c.Flags().Uint64Var(&cfg.Seed, "seed", cfg.Seed, "LSTM seed (with --train)")
 	return c
+}
+
+// splitSpecs splits a comma-separated list of forecaster specs. Decorators
+// also use commas ("last,headroom=10"), so a piece with "=" belongs to the
+// spec before it: "last,ewma,headroom=10" is [last, "ewma,headroom=10"].
+func splitSpecs(list string) []string {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "":
+		case strings.Contains(p, "=") && len(out) > 0:
+			out[len(out)-1] += "," + p
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func loadModelFlags(lstmPath, linearPath string) (*forecast.LSTM, *forecast.Linear, error) {

@@ -154,18 +154,29 @@ func FitLinear(series []float64, cfg LinearConfig) (*Linear, error) {
 	for r := range wt {
 		wt[r] = 1 / (Y[r] * Y[r]) // start from relative least squares
 	}
-	Xw := make([]float64, len(X))
-	Yw := make([]float64, n)
+	// A tiny ridge penalty (nf extra rows √λ·e_c, intercept excluded) keeps
+	// the solve well-posed when features are collinear, e.g. a flat load
+	// where max = mean = every quantile; λ = 1e-9 × trace(XᵀWX)/nf changes
+	// a well-conditioned fit by far less than the noise.
+	Xw := make([]float64, (n+nf)*nf)
+	Yw := make([]float64, n+nf)
 	var w mat.VecDense
 	for range cfg.Iterations {
+		var tr float64
 		for r := range n {
 			sw := math.Sqrt(wt[r])
 			for c := range nf {
-				Xw[r*nf+c] = X[r*nf+c] * sw
+				v := X[r*nf+c] * sw
+				Xw[r*nf+c] = v
+				tr += v * v
 			}
 			Yw[r] = Y[r] * sw
 		}
-		if err := w.SolveVec(mat.NewDense(n, nf, Xw), mat.NewVecDense(n, Yw)); err != nil {
+		ridge := math.Sqrt(1e-9 * tr / float64(nf))
+		for c := 1; c < nf; c++ {
+			Xw[(n+c)*nf+c] = ridge
+		}
+		if err := w.SolveVec(mat.NewDense(n+nf, nf, Xw), mat.NewVecDense(n+nf, Yw)); err != nil {
 			return nil, fmt.Errorf("fit linear: least squares: %w", err)
 		}
 		// Reweight so that the squared loss approximates Σ ρ(y−p)/y, with ρ

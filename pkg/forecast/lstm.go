@@ -65,6 +65,10 @@ type TrainInfo struct {
 	// TrainSeconds is the wall time training took, as measured by the caller
 	// (this package reads no clock); 0 if unknown.
 	TrainSeconds float64 `json:"trainSeconds,omitempty"`
+	// TrainCPUSeconds is the process CPU time (user+system) training took,
+	// as measured by the caller; on a shared machine it is the fairer
+	// figure. 0 if unknown.
+	TrainCPUSeconds float64 `json:"trainCpuSeconds,omitempty"`
 }
 
 var (

@@ -21,6 +21,8 @@ type Trainer interface {
 type LSTMTrainer struct {
 	Config    TrainConfig
 	WarmStart bool
+	// WarmEpochs replaces Config.Epochs when warm-starting; 0 means 2.
+	WarmEpochs int
 }
 
 var _ Trainer = LSTMTrainer{}
@@ -33,7 +35,12 @@ func (t LSTMTrainer) Train(history []float64, prev Forecaster) (Forecaster, erro
 	maxima := MinuteMaximaFromStart(history[len(history)%MinuteSeconds:])
 	if p, ok := prev.(*LSTM); ok && t.WarmStart && p != nil {
 		m := p.clone()
-		if err := m.Fit(maxima, t.Config); err != nil {
+		cfg := t.Config
+		cfg.Epochs = t.WarmEpochs
+		if cfg.Epochs == 0 {
+			cfg.Epochs = 2
+		}
+		if err := m.Fit(maxima, cfg); err != nil {
 			return nil, err
 		}
 		return m, nil
