@@ -122,44 +122,58 @@ for r in $(seq "$ROUNDS"); do
 done
 for name in direct nginx dispatcher; do TPUT[$name]=$(median < "$TMP/tput.$name"); done
 
-RATE=$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/2}')
-log "latency at 50% of nginx's saturation throughput: loadgen --rps $RATE --duration ${DURATION}s (open loop, Poisson)"
-declare -A P50 P99
-for name in direct nginx dispatcher; do
-  "$TMP/infadapter" loadgen --target "${URLS[$name]}" --model m --rps "$RATE" --duration "${DURATION}s" \
-    --dataset zeros --shape 1,28,28 --slo 100ms --json --quiet > "$TMP/lg.$name.json"
-  P50[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["latency"]["p50Ms"])' "$TMP/lg.$name.json")
-  P99[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["latency"]["p99Ms"])' "$TMP/lg.$name.json")
-  ok=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ok"], "/", r["offered"], r["errors"])' "$TMP/lg.$name.json")
-  log "  $name: p50 ${P50[$name]} ms  p99 ${P99[$name]} ms  ok $ok"
+RATE=${LAT_RPS:-$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/2}')}
+LOW=${LOW_RPS:-1000}
+declare -A P50 P99 OKF
+for rate in "$RATE" "$LOW"; do
+  log "latency at $rate req/s (open-loop loadgen, Poisson, ${DURATION}s; $RATE = 50% of nginx's saturation throughput)"
+  for name in direct nginx dispatcher; do
+    "$TMP/infadapter" loadgen --target "${URLS[$name]}" --model m --rps "$rate" --duration "${DURATION}s" \
+      --dataset zeros --shape 1,28,28 --slo 100ms --json --quiet > "$TMP/lg.$name.json"
+    read -r p50 p99 okf < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["latency"]["p50Ms"], r["latency"]["p99Ms"], r["ok"]/max(r["offered"],1))' "$TMP/lg.$name.json")
+    P50[$name.$rate]=$p50; P99[$name.$rate]=$p99; OKF[$name.$rate]=$okf
+    log "  $name: p50 $p50 ms  p99 $p99 ms  answered $(python3 -c "print(f'{100*$okf:.1f}%')") $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["errors"] or "")' "$TMP/lg.$name.json")"
+  done
 done
 
-python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" \
+python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
   "${TPUT[direct]}" "${TPUT[nginx]}" "${TPUT[dispatcher]}" \
-  "${P50[direct]}" "${P50[nginx]}" "${P50[dispatcher]}" \
-  "${P99[direct]}" "${P99[nginx]}" "${P99[dispatcher]}" <<'PY'
+  "${P50[direct.$RATE]}" "${P50[nginx.$RATE]}" "${P50[dispatcher.$RATE]}" \
+  "${P99[direct.$RATE]}" "${P99[nginx.$RATE]}" "${P99[dispatcher.$RATE]}" \
+  "${OKF[direct.$RATE]}" "${OKF[nginx.$RATE]}" "${OKF[dispatcher.$RATE]}" \
+  "${P50[direct.$LOW]}" "${P50[nginx.$LOW]}" "${P50[dispatcher.$LOW]}" \
+  "${P99[direct.$LOW]}" "${P99[nginx.$LOW]}" "${P99[dispatcher.$LOW]}" \
+  "${OKF[direct.$LOW]}" "${OKF[nginx.$LOW]}" "${OKF[dispatcher.$LOW]}" <<'PY'
 import json, sys, os, platform
 a = sys.argv[1:]
 js = a[0] == "1"
-dur, rounds, conns, rate = int(a[1]), int(a[2]), int(a[3]), int(a[4])
-t = dict(zip(["direct", "nginx", "dispatcher"], map(float, a[5:8])))
-p50 = dict(zip(["direct", "nginx", "dispatcher"], map(float, a[8:11])))
-p99 = dict(zip(["direct", "nginx", "dispatcher"], map(float, a[11:14])))
+dur, rounds, conns, rate, low = int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5])
+N = ["direct", "nginx", "dispatcher"]
+vals = list(map(float, a[6:]))
+t = dict(zip(N, vals[0:3]))
+def lat(off):
+  return {"p50Ms": dict(zip(N, vals[off:off+3])), "p99Ms": dict(zip(N, vals[off+3:off+6])), "answeredFraction": dict(zip(N, vals[off+6:off+9]))}
+half, lo = lat(3), lat(12)
+for l in (half, lo):
+  l["addedP99Ms"] = {n: l["p99Ms"][n] - l["p99Ms"]["direct"] for n in ("nginx", "dispatcher")}
+load = os.getloadavg()
 res = {
-  "machine": {"cpus": os.cpu_count(), "cpu": next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"), "kernel": platform.release()},
-  "durationSeconds": dur, "rounds": rounds, "connections": conns, "halfLoadRps": rate,
-  "throughputRps": t, "p50Ms": p50, "p99Ms": p99,
-  "throughputRatioVsNginx": t["dispatcher"] / t["nginx"],
-  "addedP99Ms": {"nginx": p99["nginx"] - p99["direct"], "dispatcher": p99["dispatcher"] - p99["direct"]},
+  "machine": {"cpus": os.cpu_count(), "cpu": next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+              "kernel": platform.release(), "loadavg1mAtEnd": load[0]},
+  "durationSeconds": dur, "rounds": rounds, "connections": conns,
+  "throughputRps": t, "throughputRatioVsNginx": t["dispatcher"] / t["nginx"],
+  "latencyAtHalfLoad": dict(rps=rate, **half), "latencyAtLowLoad": dict(rps=low, **lo),
 }
-res["targets"] = {"throughputRatio>=0.9": res["throughputRatioVsNginx"] >= 0.9, "addedP99<=0.3ms": res["addedP99Ms"]["dispatcher"] <= 0.3}
+res["targets"] = {"throughputRatio>=0.9": res["throughputRatioVsNginx"] >= 0.9, "addedP99AtHalfLoad<=0.3ms": half["addedP99Ms"]["dispatcher"] <= 0.3}
 if js:
   print(json.dumps(res, indent=2))
 else:
   print(f"| | direct | nginx | dispatcher |\n|---|---|---|---|")
-  print(f"| throughput at saturation (req/s, median of {rounds}) | {t['direct']:.0f} | {t['nginx']:.0f} | {t['dispatcher']:.0f} |")
-  print(f"| P50 at {rate} req/s (ms) | {p50['direct']:.3f} | {p50['nginx']:.3f} | {p50['dispatcher']:.3f} |")
-  print(f"| P99 at {rate} req/s (ms) | {p99['direct']:.3f} | {p99['nginx']:.3f} | {p99['dispatcher']:.3f} |")
-  print(f"| added P99 vs direct (ms) | - | {res['addedP99Ms']['nginx']:.3f} | {res['addedP99Ms']['dispatcher']:.3f} |")
-  print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 = {res['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms)")
+  print(f"| throughput at saturation, req/s (median of {rounds} x {dur} s, wrk -c{conns}) | {t['direct']:.0f} | {t['nginx']:.0f} | {t['dispatcher']:.0f} |")
+  for name, l, r in (("50% load", half, rate), ("low load", lo, low)):
+    print(f"| P50 at {r} req/s ({name}), ms | {l['p50Ms']['direct']:.3f} | {l['p50Ms']['nginx']:.3f} | {l['p50Ms']['dispatcher']:.3f} |")
+    print(f"| P99 at {r} req/s ({name}), ms | {l['p99Ms']['direct']:.3f} | {l['p99Ms']['nginx']:.3f} | {l['p99Ms']['dispatcher']:.3f} |")
+    print(f"| added P99 vs direct at {r} req/s, ms | - | {l['addedP99Ms']['nginx']:.3f} | {l['addedP99Ms']['dispatcher']:.3f} |")
+    print(f"| answered at {r} req/s | {100*l['answeredFraction']['direct']:.1f}% | {100*l['answeredFraction']['nginx']:.1f}% | {100*l['answeredFraction']['dispatcher']:.1f}% |")
+  print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 at 50% load = {half['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms); 1-min load average at the end: {load[0]:.1f} on {os.cpu_count()} CPUs")
 PY

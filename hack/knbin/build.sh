@@ -18,8 +18,8 @@ mkdir -p "$OUT"
 rm -f "$OUT/.stamp"
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 t0=$(date +%s)
-echo "knbin: building knative $SV controller+webhook and kserve $KS manager into $OUT"
-go build -trimpath -ldflags "-s -w" -o "$OUT/" knative.dev/serving/cmd/controller knative.dev/serving/cmd/webhook
+echo "knbin: building knative $SV controller (probes off, cmd/kn-controller)+webhook and kserve $KS manager into $OUT"
+go build -trimpath -ldflags "-s -w" -o "$OUT/" knative.dev/serving/cmd/webhook ./cmd/kn-controller
 echo "knbin: knative done after $(( $(date +%s) - t0 ))s"
 go build -trimpath -ldflags "-s -w" -o "$OUT/kserve-manager" github.com/kserve/kserve/cmd/manager
 echo "$STAMP" > "$OUT/.stamp"
