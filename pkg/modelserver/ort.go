@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -96,6 +97,7 @@ type Model struct {
 	pool            chan *worker
 	workers         []*worker
 	closeOnce       sync.Once
+	closed          atomic.Bool
 }
 
 type worker struct {
@@ -168,11 +170,11 @@ func LoadModel(cfg ModelConfig) (*Model, error) {
 			}
 		}
 		m.workers = append(m.workers, w)
+		m.pool <- w
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("model %s: creating session %d: %w", cfg.Path, i, err)
 		}
-		m.pool <- w
 	}
 	return m, nil
 }
@@ -232,10 +234,10 @@ func (m *Model) Infer(ctx context.Context, in []float32, out []float32) ([]float
 	case <-ctx.Done():
 		return out, ctx.Err()
 	}
-	if w == nil {
+	defer func() { m.pool <- w }()
+	if m.closed.Load() {
 		return out, ErrClosed
 	}
-	defer func() { m.pool <- w }()
 	for off := 0; off < len(in); off += m.inSize {
 		copy(w.in.GetData(), in[off:off+m.inSize])
 		if err := w.sess.Run(); err != nil {
@@ -275,10 +277,17 @@ func (m *Model) WarmUp(ctx context.Context, n int) error {
 	return nil
 }
 
-// Close destroys the sessions. Call it only when no Infer is running.
+// Close waits for running inferences, then destroys the sessions; later
+// Infer calls fail with ErrClosed.
 func (m *Model) Close() {
 	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		// Holding every worker means no Run is in progress.
+		for range m.workers {
+			<-m.pool
+		}
 		for _, w := range m.workers {
+			m.pool <- w
 			if w.sess != nil {
 				_ = w.sess.Destroy()
 			}

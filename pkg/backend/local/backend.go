@@ -688,4 +688,3 @@ func prefixWriter(w io.Writer, prefix string) io.Writer {
 	}()
 	return pw
 }
-

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,12 +9,16 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/infadapter/infadapter/pkg/oip"
 )
@@ -293,5 +298,123 @@ func TestCPUEnforcement(t *testing.T) {
 	}
 	if used < want*0.5 {
 		t.Errorf("used only %.3f of %.2f cores: the load did not saturate the server", used, want)
+	}
+}
+
+// TestAffinityCreateBeforeDelete forces affinity mode, where a resize
+// must start a replacement and keep the old process until Prune.
+func TestAffinityCreateBeforeDelete(t *testing.T) {
+	needORT(t)
+	cfg := testConfig(t)
+	cfg.Enforcement = ModeAffinity
+	b := newBackend(t, cfg)
+	if e := b.Enforcement(); e.Mode != ModeAffinity || e.Live || e.Fractional {
+		t.Fatalf("enforcement = %+v", e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lin := modelPath(t, "linear")
+	sts, err := b.Apply(ctx, []Instance{{Name: "a", Model: lin, MilliCores: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a0 := sts[0]
+	if a0.Threads != 1 {
+		t.Errorf("1 core under affinity: want 1 thread, got %d", a0.Threads)
+	}
+	if got := affinityCount(t, a0.PID); got != 1 {
+		t.Errorf("1 core: process may run on %d CPUs, want 1", got)
+	}
+	sts, err = b.Ensure(ctx, []Instance{{Name: "a", Model: lin, MilliCores: 2000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, _ := find(sts, "a", true)
+	old, ok := find(sts, "a", false)
+	if !ok || old.PID != a0.PID || a1.PID == a0.PID || a1.ID == a0.ID || a1.URL == a0.URL {
+		t.Fatalf("want a new current process and the old one retiring: %+v", sts)
+	}
+	if a1.State != StateReady {
+		t.Errorf("Ensure returned before the replacement was ready: %+v", a1)
+	}
+	if want := min(2, runtime.NumCPU()); affinityCount(t, a1.PID) != want || a1.Threads != want {
+		t.Errorf("2 cores: affinity %d CPUs, %d threads; want %d", affinityCount(t, a1.PID), a1.Threads, want)
+	}
+	if err := infer(t, old.URL, "a"); err != nil {
+		t.Errorf("old process must serve until Prune: %v", err)
+	}
+	if err := b.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alive(a0.PID) {
+		t.Errorf("old process %d alive after Prune", a0.PID)
+	}
+}
+
+func affinityCount(t *testing.T, pid int) int {
+	t.Helper()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &set); err != nil {
+		t.Fatal(err)
+	}
+	return set.Count()
+}
+
+// TestNoOrphans kills a backend process with SIGKILL and checks that its
+// server process dies with it (Pdeathsig), and that Close removes the
+// cgroups of a cleanly closed backend.
+func TestNoOrphans(t *testing.T) {
+	needORT(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envBackend+"="+modelPath(t, "linear"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading child's output: %v", err)
+	}
+	var child int
+	if _, err := fmt.Sscanf(line, "pid %d", &child); err != nil {
+		t.Fatalf("backend said %q", line)
+	}
+	if !alive(child) {
+		t.Fatalf("server %d not running", child)
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(child) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(child) {
+		_ = syscall.Kill(child, syscall.SIGKILL)
+		t.Fatalf("server %d outlived its killed backend", child)
+	}
+
+	// Clean path: Close removes the groups.
+	b, err := New(testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := b.Apply(ctx, []Instance{{Name: "x", Model: modelPath(t, "linear"), MilliCores: 300}}); err != nil {
+		t.Fatal(err)
+	}
+	ce, isCgroup := b.enf.(*cgroupEnforcer)
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if isCgroup {
+		if _, err := os.Stat(ce.parent); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s still exists after Close (%v)", ce.parent, err)
+		}
 	}
 }

@@ -247,6 +247,36 @@ func writeFile(p, v string) error {
 	return nil
 }
 
+// removeStale deletes groups left by backends that died without Close
+// (named infadapter-<pid>-<n> with <pid> no longer running); their
+// processes died with them (Pdeathsig), so the groups are empty.
+func removeStale(mnt string) {
+	ents, err := os.ReadDir(mnt)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var pid, n int
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Name(), "infadapter-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || !errors.Is(err, syscall.ESRCH) {
+			continue
+		}
+		dir := filepath.Join(mnt, e.Name())
+		subs, _ := os.ReadDir(dir)
+		for _, s := range subs {
+			if s.IsDir() {
+				_ = syscall.Rmdir(filepath.Join(dir, s.Name()))
+			}
+		}
+		_ = syscall.Rmdir(dir)
+	}
+}
+
 // parentName is unique per backend so concurrent backends (tests, helpers)
 // never share or delete each other's groups.
 func parentName() string { return fmt.Sprintf("infadapter-%d-%d", os.Getpid(), nextBackendSeq()) }
@@ -274,6 +304,7 @@ func newCgroupV2(root string) (enforcer, error) {
 			errs = append(errs, err.Error())
 			continue
 		}
+		removeStale(mnt)
 		parent := filepath.Join(mnt, parentName())
 		if err := os.Mkdir(parent, 0o755); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", mnt, err))
@@ -315,6 +346,7 @@ func newCgroupV1(root string) (enforcer, error) {
 			errs = append(errs, fmt.Sprintf("%s: no cpu.cfs_quota_us", mnt))
 			continue
 		}
+		removeStale(mnt)
 		parent := filepath.Join(mnt, parentName())
 		if err := os.Mkdir(parent, 0o755); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", mnt, err))

@@ -20,9 +20,32 @@ import (
 // processes without building cmd/infadapter.
 const envServe = "INFADAPTER_LOCAL_TEST_SERVE"
 
+// envBackend makes the test binary a backend holding one instance of the
+// model it names, printing "pid <child>" and then waiting to be killed
+// (the orphan test kills it with SIGKILL).
+const envBackend = "INFADAPTER_LOCAL_TEST_BACKEND"
+
+func backendMain(model string) int {
+	b, err := New(Config{Command: []string{os.Args[0], "serve-model"}, Env: []string{envServe + "=1"}})
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	sts, err := b.Apply(context.Background(), []Instance{{Name: "orphan", Model: model, MilliCores: 500}})
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Printf("pid %d\n", sts[0].PID)
+	select {}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envServe) == "1" {
 		os.Exit(serveMain(os.Args[1:]))
+	}
+	if m := os.Getenv(envBackend); m != "" {
+		os.Exit(backendMain(m))
 	}
 	os.Exit(m.Run())
 }
