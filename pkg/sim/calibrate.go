@@ -31,7 +31,12 @@ type Calibrator struct {
 	Samples int // requests per evaluation (after a 10% warm-up)
 
 	mu    sync.Mutex
-	cache map[calibKey]float64
+	cache map[calibKey]*calibEntry
+}
+
+type calibEntry struct {
+	once sync.Once
+	mean float64
 }
 
 // NewCalibrator returns a calibrator with the default sample size (400k
@@ -39,7 +44,7 @@ type Calibrator struct {
 // so steep in the load that independent 400k-request estimates scatter by
 // up to ±25%; in load terms that is within about ±3% of the capacity.
 func NewCalibrator(sloSeconds, cv float64) *Calibrator {
-	return &Calibrator{SLO: sloSeconds, CV: cv, Samples: 400_000, cache: map[calibKey]float64{}}
+	return &Calibrator{SLO: sloSeconds, CV: cv, Samples: 400_000, cache: map[calibKey]*calibEntry{}}
 }
 
 // MeanService returns the calibrated mean service time (s) for an instance
@@ -50,19 +55,18 @@ func (c *Calibrator) MeanService(capacity float64, cores int) (float64, error) {
 	}
 	k := calibKey{capacity, cores}
 	c.mu.Lock()
-	if v, ok := c.cache[k]; ok {
-		c.mu.Unlock()
-		return v, nil
+	e, ok := c.cache[k]
+	if !ok {
+		e = &calibEntry{}
+		c.cache[k] = e
 	}
 	c.mu.Unlock()
-	v := c.solve(capacity, cores)
-	c.mu.Lock()
-	c.cache[k] = v
-	c.mu.Unlock()
-	return v, nil
+	// Concurrent callers of one point wait for a single computation.
+	e.once.Do(func() { e.mean = c.solve(capacity, cores) })
+	return e.mean, nil
 }
 
-// solve bisects on log(mean) with common random numbers.
+// solve root-finds on log(mean) with common random numbers.
 func (c *Calibrator) solve(capacity float64, cores int) float64 {
 	n := c.Samples
 	warm := n / 10
@@ -89,27 +93,53 @@ func (c *Calibrator) solve(capacity float64, cores int) float64 {
 				lat[i-warm] = free[k] - t
 			}
 		}
-		return quantile(lat, 0.99)
+		return selectQuantile(lat, 0.99)
 	}
-	// The mean lies below SLO (a single request must fit) and below the
-	// stability limit cores/capacity.
+	// The mean lies below the SLO (a single request must fit) and below
+	// the stability limit cores/capacity. Root-find g(x) = ln P99(e^x) −
+	// ln SLO on x = ln(mean) with the Illinois variant of false position
+	// (monotone g, so the bracket always holds the root); stop when the
+	// bracket is within 0.5% or P99 within 0.2% of the SLO.
 	hi := min(c.SLO, float64(cores)/capacity)
 	lo := hi / 100
 	for p99(lo) > c.SLO && lo > c.SLO*1e-9 {
 		lo /= 100
 	}
-	for range 40 {
-		mid := math.Sqrt(lo * hi)
-		if p99(mid) > c.SLO {
-			hi = mid
-		} else {
-			lo = mid
-		}
-		if hi/lo < 1.002 {
+	target := math.Log(c.SLO)
+	g := func(m float64) float64 { return math.Log(max(p99(m), 1e-12)) - target }
+	xl, xh := math.Log(lo), math.Log(hi)
+	gl, gh := g(lo), g(hi)
+	if gh <= 0 {
+		return hi // cannot reach the SLO below saturation: cap at ρ → 1
+	}
+	side := 0
+	for range 60 {
+		if xh-xl < math.Log(1.005) {
 			break
 		}
+		x := xh - gh*(xh-xl)/(gh-gl)
+		if !(x > xl && x < xh) {
+			x = (xl + xh) / 2
+		}
+		gx := g(math.Exp(x))
+		if math.Abs(gx) < 0.002 {
+			return math.Exp(x)
+		}
+		if gx > 0 {
+			xh, gh = x, gx
+			if side == 1 {
+				gl /= 2
+			}
+			side = 1
+		} else {
+			xl, gl = x, gx
+			if side == -1 {
+				gh /= 2
+			}
+			side = -1
+		}
 	}
-	return lo
+	return math.Exp(xl)
 }
 
 func argmin(x []float64) int {
@@ -130,4 +160,50 @@ func quantile(x []float64, q float64) float64 {
 	slices.Sort(x)
 	i := int(math.Ceil(q*float64(len(x)))) - 1
 	return x[max(0, min(i, len(x)-1))]
+}
+
+// selectQuantile returns the q-quantile (nearest rank) of x in expected
+// O(n) by quickselect (median-of-three pivots); x is reordered.
+func selectQuantile(x []float64, q float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	k := max(0, min(int(math.Ceil(q*float64(len(x))))-1, len(x)-1))
+	lo, hi := 0, len(x)-1
+	for hi > lo {
+		mid := lo + (hi-lo)/2
+		if x[mid] < x[lo] {
+			x[mid], x[lo] = x[lo], x[mid]
+		}
+		if x[hi] < x[lo] {
+			x[hi], x[lo] = x[lo], x[hi]
+		}
+		if x[hi] < x[mid] {
+			x[hi], x[mid] = x[mid], x[hi]
+		}
+		p := x[mid]
+		i, j := lo, hi
+		for i <= j {
+			for x[i] < p {
+				i++
+			}
+			for x[j] > p {
+				j--
+			}
+			if i <= j {
+				x[i], x[j] = x[j], x[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return x[k]
+		}
+	}
+	return x[k]
 }

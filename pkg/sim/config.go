@@ -79,7 +79,7 @@ func DefaultConfig() Config {
 		QueueFactor: 1.25, Timeout: 30 * time.Second, Window: 5 * time.Second,
 		Transition: Transition{Mode: TransitionRestart, PodStart: 2, WarmupRequests: 3, ProbePeriod: 1, InPlaceDelay: 1},
 		Arrivals:   trace.ArrivalPoisson, Seed: 1,
-		Start:      time.Unix(0, 0).UTC(),
+		Start: time.Unix(0, 0).UTC(),
 	}
 }
 

@@ -15,8 +15,8 @@
 // calibrated per (variant, cores) point: the mean for which the P99
 // sojourn time of a long M/G/c run at the point's profiled capacity equals
 // the SLO. Because sojourn times under FCFS are monotone in the service
-// times (Lindley's recursion), P99 is monotone in the mean, so a bisection
-// with common random numbers finds it exactly (to 0.2%); results are
+// times (Lindley's recursion), P99 is monotone in the mean, so a bracketing
+// root-finder with common random numbers finds it (to 0.5%); results are
 // cached per point and computed with a seed derived from the point only,
 // so they do not depend on which policy asks first.
 //

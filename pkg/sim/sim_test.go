@@ -146,3 +146,38 @@ func TestDeterminism(t *testing.T) {
 	c := run()
 	_ = c
 }
+
+func BenchmarkCalibrate(b *testing.B) {
+	for b.Loop() {
+		cal := NewCalibrator(0.75, 0.3)
+		for _, c := range []int{2, 8, 20} {
+			if _, err := cal.MeanService(measured["resnet50"][slicesIndex(measuredCores, c)], c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func slicesIndex(x []int, v int) int {
+	for i := range x {
+		if x[i] == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestSelectQuantile(t *testing.T) {
+	for n := 1; n < 300; n += 7 {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = float64((i * 7919) % 101)
+		}
+		y := append([]float64(nil), x...)
+		for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
+			if a, b := selectQuantile(append([]float64(nil), x...), q), quantile(y, q); a != b {
+				t.Fatalf("n=%d q=%v: select %v, sort %v", n, q, a, b)
+			}
+		}
+	}
+}
