@@ -58,6 +58,10 @@ type Profile struct {
 	// Coefficient scales every derived capacity (safety margin); the paper
 	// uses 0.8 with RulePaperLinear. 0 means 1.
 	Coefficient float64 `json:"capacityCoefficient,omitempty"`
+	// FitCores are the measured core counts RulePaperLinear fits its line
+	// on (the paper: 1, 2, 4, 8, 16); empty means every measured point.
+	// Every variant must have a point at each of them.
+	FitCores []int `json:"fitCores,omitempty"`
 	// Source says where the numbers come from (attribution).
 	Source   string    `json:"source,omitempty"`
 	Variants []Variant `json:"variants"`
