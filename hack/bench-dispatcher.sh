@@ -87,7 +87,7 @@ log "building infadapter..."
 (cd "$ROOT" && go build -o "$TMP/infadapter" ./cmd/infadapter)
 "$NGINX" -p "$TMP/be" -c "$TMP/be/nginx.conf" -e "$TMP/be/error.log"
 "$NGINX" -p "$TMP/px" -c "$TMP/px/nginx.conf" -e "$TMP/px/error.log"
-"$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP_PORT" --admin-listen "" \
+env ${DISPATCH_ENV:-} "$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP_PORT" --admin-listen "" \
   --backend "m=m@http://127.0.0.1:$BE_PORT" 2>"$TMP/dispatch.log" &
 PIDS+=($!)
 

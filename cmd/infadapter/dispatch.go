@@ -150,7 +150,10 @@ func runDispatch(ctx context.Context, cmd *cobra.Command, f *dispatchFlags) erro
 			return badInput(err)
 		}
 	}
-	servers := []*http.Server{{Addr: file.Listen, Handler: d, ReadHeaderTimeout: 10 * time.Second}}
+	// ReadTimeout bounds slow uploads like the request timeout bounds slow
+	// backends; IdleTimeout frees keep-alive connections of gone clients.
+	servers := []*http.Server{{Addr: file.Listen, Handler: d, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cfg.Timeout(), IdleTimeout: 2 * time.Minute}}
 	if file.AdminListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

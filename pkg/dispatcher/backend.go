@@ -78,7 +78,7 @@ type backend struct {
 	ejectUntil  atomic.Int64 // unix nanos; ejected while now < ejectUntil
 	consecFails atomic.Int32
 	ejections   atomic.Int32
-	ewmaNanos   atomic.Int64 // EWMA of successful response time
+	ewmaNanos   atomic.Int64 // EWMA of the service time of unqueued successful requests
 	removed     atomic.Bool
 	conc        atomic.Int64 // parallel requests the instance serves (>= 1)
 
@@ -121,7 +121,10 @@ func (b *backend) usable(now int64) bool {
 
 func (b *backend) concurrency() int64 { return max(b.conc.Load(), 1) }
 
-// observeLatency updates the EWMA (α = 1/8, as TCP's SRTT) of response time.
+// observeLatency updates the EWMA (α = 1/8, as TCP's SRTT) of the service
+// time. Only requests that found a free slot are observed: queued ones
+// would fold the queueing delay into the estimate and make shedding
+// count it twice.
 func (b *backend) observeLatency(d time.Duration) {
 	old := b.ewmaNanos.Load()
 	if old == 0 {

@@ -516,9 +516,13 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *http.Request, m *model, r
 		}
 	}
 	for attempt := 0; ; attempt++ {
+		// Requests ahead of this one on b: if fewer than its concurrency,
+		// this one is not queued and its latency is a service time.
+		queued := b.inFlight.Load()-1 >= b.concurrency()
+		sent := d.clock.Now()
 		resp, err := d.roundTrip(ctx, r, b, route, body)
 		if err == nil {
-			d.respond(w, m, b, resp, start)
+			d.respond(w, m, b, resp, start, sent, queued)
 			b.release()
 			return
 		}
@@ -619,8 +623,10 @@ func (d *Dispatcher) roundTrip(ctx context.Context, r *http.Request, b *backend,
 	return b.transport.RoundTrip(out)
 }
 
-// respond copies the backend response to the client.
-func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *http.Response, start time.Time) {
+// respond copies the backend response to the client. sent is when the
+// request went to b; unless queued (it found every slot of b busy), its
+// duration estimates b's service time (used by load shedding).
+func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *http.Response, start, sent time.Time, queued bool) {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, v := range resp.Header {
@@ -655,8 +661,8 @@ func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *
 	default:
 		if copyErr == nil {
 			b.succeed()
-			if resp.StatusCode < 400 {
-				b.observeLatency(elapsed)
+			if resp.StatusCode < 400 && !queued {
+				b.observeLatency(d.clock.Since(sent))
 			}
 		}
 	}
