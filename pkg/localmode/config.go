@@ -32,7 +32,10 @@ type Config struct {
 	MinUnits int `json:"minUnits"`
 	// SLO is the P99 latency objective.
 	SLO time.Duration `json:"slo"`
-	// Interval between decisions (paper: 30 s).
+	// Interval between decisions (paper: 30 s). 0 compresses the paper's
+	// 30 s by the same factor as the trace: the built-in trace is the
+	// paper's 21-minute window played in Duration, so Interval =
+	// 30 s × Duration / 21 min (≈ 3 s for 2 min), at least 1 s.
 	Interval time.Duration `json:"interval"`
 	// FirstDecision is the delay before the first decision (paper: 2 min).
 	FirstDecision time.Duration `json:"firstDecision"`
@@ -81,19 +84,19 @@ type Config struct {
 	Journal string `json:"journal"`
 }
 
-// Default returns the demo defaults: a 90 s replay per run (about four
-// minutes in all with the baseline), 5 s decisions, 1 core for the
+// Default returns the demo defaults: a 2-minute replay per run (about five
+// minutes in all with the baseline and the first profiling), decisions
+// every ≈3 s (the paper's 30 s compressed like the trace), 1 core for the
 // variants on this 2-core machine (the load generator and the dispatcher
 // need the other), in quarter-core steps.
 func Default() Config {
 	return Config{
-		Duration:      90 * time.Second,
+		Duration:      2 * time.Minute,
 		BudgetCores:   1,
 		CoreUnitMilli: 250,
 		MinUnits:      1,
 		SLO:           100 * time.Millisecond,
-		Interval:      5 * time.Second,
-		FirstDecision: 10 * time.Second,
+		FirstDecision: 6 * time.Second,
 		Policy:        "infadapter",
 		Forecaster:    "paper",
 		Alpha:         0.05,
@@ -128,13 +131,27 @@ func (c Config) Units() int {
 	return int(c.BudgetCores*1000+1e-6) / c.CoreUnitMilli
 }
 
+// PaperWindow is the length of the paper's Twitter window, which the
+// built-in trace compresses into Duration.
+const PaperWindow = 21 * time.Minute
+
+// EffectiveInterval is Interval, or the paper's 30 s compressed like the
+// trace when Interval is 0.
+func (c Config) EffectiveInterval() time.Duration {
+	if c.Interval > 0 {
+		return c.Interval
+	}
+	iv := time.Duration(float64(30*time.Second) * float64(c.Duration) / float64(PaperWindow))
+	return max(time.Second, iv.Round(100*time.Millisecond))
+}
+
 // Stretch is the effective HorizonStretch.
 func (c Config) Stretch() int {
 	if c.HorizonStretch > 0 {
 		return c.HorizonStretch
 	}
 	// Paper: horizon 60 s = 2 × 30 s intervals. Keep horizon = 2 intervals.
-	return max(1, int(forecast.MinuteSeconds*time.Second/(2*c.Interval)))
+	return max(1, int(forecast.MinuteSeconds*time.Second/(2*c.EffectiveInterval())))
 }
 
 // Validate reports every problem of c.
@@ -158,8 +175,8 @@ func (c Config) Validate() error {
 	if c.SLO < time.Millisecond || c.SLO > time.Minute {
 		bad("slo: want 1ms..1m, got %v", c.SLO)
 	}
-	if c.Interval < time.Second {
-		bad("interval: want >= 1s, got %v", c.Interval)
+	if c.Interval != 0 && c.Interval < time.Second {
+		bad("interval: want 0 (auto) or >= 1s, got %v", c.Interval)
 	}
 	if c.FirstDecision < 0 {
 		bad("first decision delay: want >= 0, got %v", c.FirstDecision)

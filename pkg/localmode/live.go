@@ -211,6 +211,11 @@ func WriteSummary(w io.Writer, sum *Summary) {
 		fmt.Fprintf(w, "%-22s %9d %10.2f%% %9.1f %9.2f%% %9.2f%% %9.2f%% %9.2f %7d\n", r.Policy, r.Requests, r.ViolationPct,
 			r.P99Millis, 100*r.ServedAccuracy, 100*r.PlannedAccuracy, 100*r.RoutedAccuracy, r.AvgCores, r.Errors)
 	}
+	for _, r := range sum.Runs {
+		if len(r.ErrorKinds) > 0 {
+			fmt.Fprintf(w, "%s errors by kind: %v\n", r.Policy, r.ErrorKinds)
+		}
+	}
 	fmt.Fprintln(w, "served = accuracy measured from the labels; planned = Σ share × profiled accuracy of the plan in force;")
 	fmt.Fprintln(w, "routed = Σ requests answered per variant × profiled accuracy.")
 	if sum.Dashboard != "" {

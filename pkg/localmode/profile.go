@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,7 +40,7 @@ func (r *runner) profileKey(models map[string]string) (string, error) {
 		}
 		fmt.Fprintf(h, "%s=%x\n", n, fh.Sum(nil))
 	}
-	fmt.Fprintf(h, "unit=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=1\n", r.cfg.CoreUnitMilli, r.cfg.Units(), r.cfg.SLO,
+	fmt.Fprintf(h, "unit=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=2\n", r.cfg.CoreUnitMilli, r.cfg.Units(), r.cfg.SLO,
 		runtime.NumCPU(), cpuModel(), r.backend.Enforcement().Mode)
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
@@ -150,7 +151,7 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 		return profile.Profile{}, err
 	}
 	p := profile.Profile{Name: ModelName, SLOMillis: float64(r.cfg.SLO) / float64(time.Millisecond),
-		Rule: profile.RuleInterpolate, Coefficient: 0.9,
+		Rule: profile.RuleInterpolate, Coefficient: 0.8, // the paper's CAPACITY_COEF
 		Source: fmt.Sprintf("infadapter run: measured on this machine (%s, %d CPUs); core unit %d millicores", cpuModel(), runtime.NumCPU(), r.cfg.CoreUnitMilli)}
 	grid := []int{1}
 	if u := r.cfg.Units(); u > 1 {
@@ -175,7 +176,14 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 			if err != nil {
 				return profile.Profile{}, fmt.Errorf("profiling %s: %w", name, err)
 			}
-			v.Capacity = append(v.Capacity, profile.Point{Cores: u, RPS: res.Capacity})
+			c := res.Capacity
+			if n := len(v.Capacity); n > 0 && c < v.Capacity[n-1].RPS {
+				// More CPU never serves less; a lower figure is noise
+				// from the shared machine.
+				r.info("  %s: %.0f rps at %d units < %.0f at fewer units (noise); keeping the lower point's value", name, c, u, v.Capacity[n-1].RPS)
+				c = v.Capacity[n-1].RPS
+			}
+			v.Capacity = append(v.Capacity, profile.Point{Cores: u, RPS: math.Round(c)})
 		}
 		r.info("  %s: accuracy %.2f%%, capacity %v", name, 100*acc, v.Capacity)
 		p.Variants = append(p.Variants, v)

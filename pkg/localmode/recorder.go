@@ -32,10 +32,11 @@ type recorder struct {
 	start time.Time
 	secs  []secStats
 	errs  []error
+	kinds map[string]int // error kinds (pkg/loadgen's names) over the whole replay
 }
 
 func newRecorder(slo time.Duration, seconds int) *recorder {
-	return &recorder{slo: slo, secs: make([]secStats, seconds)}
+	return &recorder{slo: slo, secs: make([]secStats, seconds), kinds: map[string]int{}}
 }
 
 func (r *recorder) begin(t time.Time) {
@@ -68,6 +69,7 @@ func (r *recorder) add(offset int, results []loadgen.Result) {
 			s.perVariant[res.Variant]++
 		}
 		if res.Err != "" {
+			r.kinds[res.Err]++
 			s.errors++
 			s.violations++
 			continue
@@ -138,6 +140,16 @@ func (r *recorder) window(from, to int) windowStats {
 		w.PlannedAccuracy = plannedW / plannedN
 	}
 	return w
+}
+
+func (r *recorder) errorKinds() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.kinds))
+	for k, v := range r.kinds {
+		out[k] = v
+	}
+	return out
 }
 
 func (r *recorder) errors() []error {

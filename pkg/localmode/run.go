@@ -39,11 +39,13 @@ const ModelName = "fmnist"
 
 // RunSummary is the outcome of one replay.
 type RunSummary struct {
-	Policy     string `json:"policy"`
-	Requests   int    `json:"requests"`
-	OK         int    `json:"ok"`
-	Errors     int    `json:"errors"`
-	Violations int    `json:"sloViolations"`
+	Policy   string `json:"policy"`
+	Requests int    `json:"requests"`
+	OK       int    `json:"ok"`
+	Errors   int    `json:"errors"`
+	// ErrorKinds counts failed requests by pkg/loadgen's error kind.
+	ErrorKinds map[string]int `json:"errorKinds,omitempty"`
+	Violations int            `json:"sloViolations"`
 	// ViolationPct counts errors, timeouts and answers slower than the SLO.
 	ViolationPct float64 `json:"sloViolationPct"`
 	P99Millis    float64 `json:"p99Ms"`
@@ -379,7 +381,7 @@ func (r *runner) runOne(ctx context.Context, name string, schedule []float64, in
 		return RunSummary{}, err
 	}
 	// 600 history entries: the paper's 10 minutes, in stretched seconds.
-	lcfg := loop.Config{Interval: cfg.Interval, FirstDecisionDelay: cfg.FirstDecision,
+	lcfg := loop.Config{Interval: cfg.EffectiveInterval(), FirstDecisionDelay: cfg.FirstDecision,
 		HistorySeconds: 600, DryRun: adaptive && cfg.DryRun}
 	lb := &localBackend{b: r.backend, models: r.models, unitMilli: cfg.CoreUnitMilli}
 	lp, err := loop.New(lcfg, loop.Deps{
@@ -430,7 +432,7 @@ func (r *runner) runOne(ctx context.Context, name string, schedule []float64, in
 	rs := RunSummary{Policy: policyName, Requests: w.Offered, OK: w.OK, Errors: w.Errors, Violations: w.Violations,
 		P99Millis: round(w.P99Millis, 2), ServedAccuracy: round(w.ServedAccuracy, 5),
 		PlannedAccuracy: round(w.PlannedAccuracy, 5), PerVariant: w.PerVariant, Seconds: len(schedule),
-		AvgCores: round(sampler.avgCores(), 3)}
+		AvgCores: round(sampler.avgCores(), 3), ErrorKinds: rec.errorKinds()}
 	if w.Offered > 0 {
 		rs.ViolationPct = round(100*float64(w.Violations)/float64(w.Offered), 3)
 	}
