@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime
+.PHONY: all build test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher
 
 all: build
 
@@ -32,6 +32,10 @@ testbin:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+# dispatcher vs nginx reverse proxy (needs nginx + wrk; docs/benchmarks.md).
+bench-dispatcher:
+	hack/bench-dispatcher.sh
 
 lint: fmt vet staticcheck
 
