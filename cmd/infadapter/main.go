@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -39,7 +40,9 @@ func main() {
 	if err := rootCmd.Execute(); err != nil {
 		msg := err.Error()
 		if errors.Is(err, errBadInput) {
-			msg = errors.Unwrap(err).Error()
+			// badInput joins two errors with %w, so errors.Unwrap returns
+			// nil; strip the marker's text instead.
+			msg = strings.TrimPrefix(msg, errBadInput.Error()+": ")
 		}
 		fmt.Fprintln(os.Stderr, "infadapter:", msg)
 		if errors.Is(err, errBadInput) || isFlagError(err) {
