@@ -216,7 +216,6 @@ func (v *VPA) Decide(now time.Time, obs decider.Observation) (decider.Plan, erro
 	}
 	target := int(math.Ceil(v.rec.Target - 1e-9))
 	target = min(max(target, v.cfg.MinCores), v.cfg.MaxCores)
-	hold.Forecast = float64(target)
 	if target <= cur && v.counter < v.cfg.Stabilization {
 		v.counter++
 		hold.Reason = fmt.Sprintf("target %d cores ≤ current %d: stabilisation %d/%d", target, cur, v.counter, v.cfg.Stabilization)
