@@ -69,14 +69,17 @@ func NewHPA(cfg HPAConfig) (*HPA, error) {
 func (h *HPA) Name() string { return "hpa-" + h.cfg.Variant }
 
 // Desired is the HPA ratio rule: within tolerance keep ready, else
-// ceil(usage/target · ready), clamped to [min, max]; scale-ups limited to
+// ceil(utilisation%/target% · ready), clamped to [min, max]; scale-ups limited to
 // max(2×, +4) per sync.
 func (h *HPA) Desired(ready int, usageCores float64) int {
 	if ready <= 0 {
 		return h.cfg.MinReplicas
 	}
-	util := usageCores / (float64(ready) * float64(h.cfg.Cores))
-	ratio := util / h.cfg.Target
+	// Like the controller: utilisation and target as whole percents of
+	// the request (integer division), so ratio 105%/70% is exactly 1.5.
+	utilPct := int64(usageCores * 100 / (float64(ready) * float64(h.cfg.Cores)))
+	targetPct := int64(math.Round(h.cfg.Target * 100))
+	ratio := float64(utilPct) / float64(targetPct)
 	n := ready
 	if math.Abs(1-ratio) > h.cfg.Tolerance {
 		n = int(math.Ceil(ratio * float64(ready)))
