@@ -1,0 +1,23 @@
+// Package autoscaler is InfAdapter's Knative autoscaler class for KServe.
+//
+// It has two reconcilers sharing one process (cmd/autoscaler):
+//
+//   - the PodAutoscaler reconciler (generated knative.dev/serving reconciler,
+//     filtered by Class) owns the PAs of our class and sets everything
+//     Knative needs for a Revision to become Ready: the ServerlessService
+//     (or, on test beds whose loopback pod IPs never make an SKS Ready,
+//     SKSReady marked directly), serviceName/metricsServiceName,
+//     desiredScale/actualScale and the Active/ScaleTargetInitialized/SKSReady
+//     conditions;
+//   - the family reconciler, keyed "namespace/family", runs once per
+//     interval per variant family (the InferenceServices that carry the
+//     annotation infadapter.io/family and the InferenceGraph of the same
+//     name): it observes metrics, runs the shared decider.Decider, stores the
+//     plan on the InferenceGraph (annotation infadapter.io/plan) and applies
+//     it level-triggered: scale up and resize first, move the Splitter
+//     weights once the target revisions are Ready, scale down last.
+//
+// All state that matters across restarts lives in the cluster (plan
+// annotation, Deployment scale, pod resources, graph weights); memory holds
+// only the metric history and the deciders' stabilisation counters.
+package autoscaler
