@@ -6,6 +6,12 @@ import (
 	"math"
 )
 
+// Limits that keep the solver's integer arithmetic and tables sane.
+const (
+	MaxBudget = 100_000 // cores
+	MaxRPS    = 1e9     // requests per second
+)
+
 // Validate reports every problem with p at once (errors.Join), each naming
 // the offending field, e.g. "services[0].variants[2].capacity[3]: negative".
 // Solve calls it; callers that build problems by hand can call it earlier.
@@ -14,8 +20,8 @@ func (p Problem) Validate() error {
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
 	}
-	if p.Budget < 0 {
-		bad("budget", "must be >= 0, got %d", p.Budget)
+	if p.Budget < 0 || p.Budget > MaxBudget {
+		bad("budget", "must be in [0, %d] cores, got %d", MaxBudget, p.Budget)
 	}
 	if p.MinCores < 0 {
 		bad("minCores", "must be >= 0, got %d", p.MinCores)
@@ -41,8 +47,8 @@ func (p Problem) Validate() error {
 			}
 			names[s.Name] = si
 		}
-		if !finite(s.Load) || s.Load < 0 {
-			bad(sp+".load", "must be a finite number >= 0, got %v", s.Load)
+		if !finite(s.Load) || s.Load < 0 || s.Load > MaxRPS {
+			bad(sp+".load", "must be a number in [0, %g] RPS, got %v", MaxRPS, s.Load)
 		}
 		if !finite(s.Alpha) || s.Alpha < 0 {
 			bad(sp+".alpha", "must be a finite number >= 0, got %v", s.Alpha)
@@ -73,8 +79,8 @@ func (p Problem) Validate() error {
 				bad(vp+".currentReplicas", "must be >= 0, got %d", v.CurrentReplicas)
 			}
 			for ci, c := range v.Capacity {
-				if !finite(c) || c < 0 {
-					bad(fmt.Sprintf("%s.capacity[%d]", vp, ci), "must be a finite number >= 0, got %v", c)
+				if !finite(c) || c < 0 || c > MaxRPS {
+					bad(fmt.Sprintf("%s.capacity[%d]", vp, ci), "must be a number in [0, %g] RPS, got %v", MaxRPS, c)
 				}
 			}
 		}

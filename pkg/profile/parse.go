@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -61,6 +62,8 @@ func Parse(data []byte, file string) (Profile, error) {
 	d.profile(doc.Content[0], &p)
 	errs := d.errs
 	errs = append(errs, p.validate(file, d.pos)...)
+	// Report in file order.
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*FieldError).Line < errs[j].(*FieldError).Line })
 	return p, errors.Join(errs...)
 }
 
