@@ -70,8 +70,9 @@ func (b Backend) validate(where string) error {
 // health and ejection state.
 type backend struct {
 	spec      Backend
-	base      string // scheme://host, no trailing slash
-	transport *http.Transport
+	base      string          // scheme://host, no trailing slash
+	transport *http.Transport // health checks, and requests to https backends
+	pool      *connPool       // requests to http backends
 
 	inFlight    atomic.Int64
 	healthy     atomic.Bool
@@ -110,6 +111,9 @@ func newBackend(spec Backend, cfg Config) *backend {
 		ReadBufferSize:        32 << 10,
 	}
 	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{})}
+	if u.Scheme == "http" && !useStdTransport {
+		b.pool = newConnPool(u.Host, dialer, cfg.MaxIdleConnsPerBackend)
+	}
 	b.healthy.Store(true)
 	return b
 }
@@ -177,7 +181,7 @@ func (b *backend) markDrained() {
 	case <-b.drained:
 	default:
 		close(b.drained)
-		b.transport.CloseIdleConnections()
+		b.closeIdle()
 	}
 }
 
@@ -189,3 +193,14 @@ func (b *backend) remove() {
 		b.markDrained()
 	}
 }
+
+func (b *backend) closeIdle() {
+	b.transport.CloseIdleConnections()
+	if b.pool != nil {
+		b.pool.closeIdle()
+	}
+}
+
+// useStdTransport sends every request through http.Transport instead of
+// connPool (for the A/B benchmark in bench_test.go).
+var useStdTransport = false

@@ -70,3 +70,11 @@ func runClients(b *testing.B, url string) {
 		}
 	})
 }
+
+// BenchmarkProxyStdTransport is BenchmarkProxy with requests sent through
+// net/http's Transport instead of connPool (the A/B for pool.go).
+func BenchmarkProxyStdTransport(b *testing.B) {
+	useStdTransport = true
+	defer func() { useStdTransport = false }()
+	BenchmarkProxy(b)
+}

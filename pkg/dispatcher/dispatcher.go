@@ -122,7 +122,7 @@ func (d *Dispatcher) Close() error {
 	defer d.mu.Unlock()
 	for _, bs := range d.backends {
 		for _, b := range bs {
-			b.transport.CloseIdleConnections()
+			b.closeIdle()
 		}
 	}
 	return nil
@@ -598,28 +598,31 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 
 func (d *Dispatcher) roundTrip(ctx context.Context, r *http.Request, b *backend, route oip.Route, body []byte) (*http.Response, error) {
 	path := route.WithModel(b.spec.modelName()).Path()
-	u := b.base + path
 	if r.URL.RawQuery != "" {
-		u += "?" + r.URL.RawQuery
+		path += "?" + r.URL.RawQuery
+	}
+	hdr := r.Header.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	for _, h := range hopHeaders {
+		hdr.Del(h)
+	}
+	if ip := remoteIP(r.RemoteAddr); ip != "" {
+		hdr.Set("X-Forwarded-For", ip)
+	}
+	if b.pool != nil {
+		return b.pool.roundTrip(ctx, r.Method, path, hdr, body)
 	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytesReader(body)
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, u, rd)
+	out, err := http.NewRequestWithContext(ctx, r.Method, b.base+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	out.Header = r.Header.Clone()
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
-	if out.Header == nil {
-		out.Header = http.Header{}
-	}
-	if ip := remoteIP(r.RemoteAddr); ip != "" {
-		out.Header.Set("X-Forwarded-For", ip)
-	}
+	out.Header = hdr
 	return b.transport.RoundTrip(out)
 }
 

@@ -1,0 +1,216 @@
+package dispatcher
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// connPool is a minimal HTTP/1.1 keep-alive client for one plain-http
+// backend. Unlike http.Transport, which hands every request to a per-
+// connection write goroutine and every response to a read goroutine, it
+// writes the request and reads the response head on the calling goroutine:
+// two fewer goroutine hand-offs (thread wake-ups on a busy machine) per
+// proxied request, which is most of a proxy's added latency. https
+// backends use http.Transport.
+type connPool struct {
+	host    string // host:port, also the Host header
+	dialer  *net.Dialer
+	maxIdle int
+
+	mu     sync.Mutex
+	idle   []*pconn
+	closed bool
+}
+
+type pconn struct {
+	c  net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
+func newConnPool(host string, dialer *net.Dialer, maxIdle int) *connPool {
+	return &connPool{host: host, dialer: dialer, maxIdle: maxIdle}
+}
+
+func (p *connPool) get() *pconn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		pc := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return pc
+	}
+	return nil
+}
+
+func (p *connPool) put(pc *pconn) {
+	_ = pc.c.SetDeadline(time.Time{})
+	p.mu.Lock()
+	if !p.closed && len(p.idle) < p.maxIdle {
+		p.idle = append(p.idle, pc)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	pc.c.Close()
+}
+
+// closeIdle closes idle connections; open ones close when their response ends.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, pc := range idle {
+		pc.c.Close()
+	}
+}
+
+func (p *connPool) dial(ctx context.Context) (*pconn, error) {
+	c, err := p.dialer.DialContext(ctx, "tcp", p.host)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &pconn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(c, 32<<10)}, nil
+}
+
+// errStale marks a failure on a reused connection before any response
+// byte: the backend closed it while idle and never saw the request, so
+// resending on a fresh connection is safe even for POST.
+var errStale = errors.New("stale keep-alive connection")
+
+// roundTrip sends one request and returns the response, whose body must be
+// closed. ctx bounds the whole exchange including reading the body.
+func (p *connPool) roundTrip(ctx context.Context, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		pc, reused := p.get(), true
+		if pc == nil {
+			var err error
+			if pc, err = p.dial(ctx); err != nil {
+				return nil, err
+			}
+			reused = false
+		}
+		resp, err := p.exchange(ctx, pc, reused, method, pathQuery, hdr, body)
+		if errors.Is(err, errStale) && attempt == 0 {
+			continue
+		}
+		return resp, err
+	}
+}
+
+func (p *connPool) exchange(ctx context.Context, pc *pconn, reused bool, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.c.SetDeadline(dl)
+	}
+	// Cancellation (the client went away) unblocks reads and writes by
+	// moving the deadline into the past.
+	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error, stale bool) (*http.Response, error) {
+		stop()
+		pc.c.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		if stale && reused {
+			return nil, fmt.Errorf("%w: %v", errStale, err)
+		}
+		return nil, err
+	}
+	writeRequest(pc.bw, method, pathQuery, p.host, hdr, body)
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err, true)
+	}
+	if _, err := pc.br.Peek(1); err != nil {
+		return fail(err, true)
+	}
+	req := &http.Request{Method: method}
+	resp, err := http.ReadResponse(pc.br, req)
+	if err != nil {
+		return fail(err, false)
+	}
+	resp.Body = &pooledBody{rc: resp.Body, pc: pc, pool: p, stop: stop, reuse: !resp.Close}
+	return resp, nil
+}
+
+// writeRequest writes an HTTP/1.1 request head and body. Header values come
+// from net/http's server, which rejects CR/LF in them, so they can be
+// copied verbatim.
+func writeRequest(bw *bufio.Writer, method, pathQuery, host string, hdr http.Header, body []byte) {
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	bw.WriteString(pathQuery)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	for k, vs := range hdr {
+		switch k {
+		case "Host", "Content-Length", "Expect":
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if body != nil || method == http.MethodPost || method == http.MethodPut {
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.Itoa(len(body)))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+	bw.Write(body)
+}
+
+// pooledBody returns the connection to the pool once the body was read to
+// the end, and closes it otherwise.
+type pooledBody struct {
+	rc    io.ReadCloser
+	pc    *pconn
+	pool  *connPool
+	stop  func() bool
+	reuse bool
+	eof   bool
+	done  bool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *pooledBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	if !b.eof {
+		// Drain a little so a short unread tail does not cost the connection.
+		_, err := io.CopyN(io.Discard, b.rc, 4<<10)
+		b.eof = err == io.EOF
+	}
+	err := b.rc.Close()
+	stopped := b.stop() // false: the context fired and poisoned the deadline
+	if b.reuse && b.eof && stopped && err == nil {
+		b.pool.put(b.pc)
+	} else {
+		b.pc.c.Close()
+	}
+	return err
+}
