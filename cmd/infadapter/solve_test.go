@@ -183,7 +183,7 @@ func TestSolveBadInput(t *testing.T) {
 		want string
 	}{
 		{"unknown field", []string{"--problem", write("a.json", `{"load": 1, "budget": 4, "variants": [{"name": "a", "accuracy": 0.5, "capacity": [0, 1]}], "extra": 1}`)}, `unknown field "extra"`},
-		{"negative capacity", []string{"--problem", write("b.json", `{"load": 1, "budget": 4, "variants": [{"name": "a", "accuracy": 0.5, "capacity": [0, -1]}]}`)}, "variants[0].capacity[1]: must be >= 0"},
+		{"negative capacity", []string{"--problem", write("b.json", `{"load": 1, "budget": 4, "variants": [{"name": "a", "accuracy": 0.5, "capacity": [0, -1]}]}`)}, "variants[0].capacity[1]: must be in [0, 1e+09]"},
 		{"non-monotone", []string{"--problem", write("c.json", `{"load": 1, "budget": 4, "variants": [{"name": "a", "accuracy": 0.5, "capacity": [0, 5, 3]}]}`)}, "(3 < 5)"},
 		{"budget < minCores", []string{"--problem", write("d.json", `{"load": 1, "budget": 1, "minCores": 2, "variants": [{"name": "a", "accuracy": 0.5, "capacity": [0, 5]}]}`)}, "less than minCores"},
 		{"syntax", []string{"--problem", write("e.json", "{\"load\": 1,\n \"budget\": }")}, "line 2"},

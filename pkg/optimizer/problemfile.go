@@ -84,15 +84,15 @@ func ParseProblemJSON(data []byte) (Problem, error) {
 	p := Problem{MinCores: fp.MinCores}
 	if fp.Load == nil {
 		bad("load", "required")
-	} else if *fp.Load < 0 {
-		bad("load", "must be >= 0 (RPS), got %v", *fp.Load)
+	} else if *fp.Load < 0 || *fp.Load > MaxRPS {
+		bad("load", "must be in [0, %g] RPS, got %v", MaxRPS, *fp.Load)
 	}
 	if fp.Budget == nil {
 		bad("budget", "required")
 	} else {
 		p.Budget = *fp.Budget
-		if p.Budget < 1 {
-			bad("budget", "must be >= 1 core, got %d", p.Budget)
+		if p.Budget < 1 || p.Budget > MaxBudget {
+			bad("budget", "must be in [1, %d] cores, got %d", MaxBudget, p.Budget)
 		} else if p.Budget < fp.MinCores {
 			bad("budget", "%d is less than minCores %d: no variant could run", p.Budget, fp.MinCores)
 		}
@@ -141,8 +141,8 @@ func ParseProblemJSON(data []byte) (Problem, error) {
 		for c, x := range v.Capacity {
 			cp := fmt.Sprintf("%s.capacity[%d]", vp, c)
 			switch {
-			case x < 0 || math.IsInf(x, 0) || math.IsNaN(x):
-				bad(cp, "must be >= 0 RPS, got %v", x)
+			case x < 0 || x > MaxRPS || math.IsInf(x, 0) || math.IsNaN(x):
+				bad(cp, "must be in [0, %g] RPS, got %v", MaxRPS, x)
 			case c == 0 && x != 0:
 				bad(cp, "capacity at 0 cores must be 0, got %v", x)
 			case c > 0 && x < v.Capacity[c-1]:
