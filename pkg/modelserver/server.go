@@ -209,17 +209,21 @@ func (s *Server) badRequest(format string, args ...any) error {
 // request. Any shape is accepted whose element count is a whole number of
 // examples (so [n,1,28,28], [n,784] and [784] all work for a 1×28×28 model).
 func (s *Server) decodeV2(body []byte) ([]float32, string, error) {
+	if req, in, ok := fastV2(body); ok {
+		if err := s.checkV2(req); err != nil {
+			return nil, "", err
+		}
+		if err := s.checkExamples(len(in), "inputs[0]"); err != nil {
+			return nil, "", err
+		}
+		return in, req.ID, nil
+	}
 	req, err := oip.DecodeInferRequest(body)
 	if err != nil {
 		return nil, "", err
 	}
-	if len(req.Inputs) != 1 {
-		return nil, "", s.badRequest("infer request: %d inputs; model %q takes exactly one (%q)", len(req.Inputs), s.cfg.Name, s.model.InputName())
-	}
-	for i, o := range req.Outputs {
-		if o.Name != s.model.OutputName() {
-			return nil, "", s.badRequest("infer request: outputs[%d]: unknown output %q; model %q has %q", i, o.Name, s.cfg.Name, s.model.OutputName())
-		}
+	if err := s.checkV2(req); err != nil {
+		return nil, "", err
 	}
 	t := &req.Inputs[0]
 	if !oip.IsNumeric(t.Datatype) {
@@ -233,6 +237,19 @@ func (s *Server) decodeV2(body []byte) ([]float32, string, error) {
 		return nil, "", err
 	}
 	return in, req.ID, nil
+}
+
+// checkV2 checks a decoded request against the model: one input, known outputs.
+func (s *Server) checkV2(req *oip.InferRequest) error {
+	if len(req.Inputs) != 1 {
+		return s.badRequest("infer request: %d inputs; model %q takes exactly one (%q)", len(req.Inputs), s.cfg.Name, s.model.InputName())
+	}
+	for i, o := range req.Outputs {
+		if o.Name != s.model.OutputName() {
+			return s.badRequest("infer request: outputs[%d]: unknown output %q; model %q has %q", i, o.Name, s.cfg.Name, s.model.OutputName())
+		}
+	}
+	return nil
 }
 
 func (s *Server) decodeTF(body []byte) ([]float32, error) {
