@@ -254,6 +254,8 @@ type evalRow struct {
 	// TrainSeconds is how long training took: measured in this run with
 	// --train, else as recorded in the model file; 0 for untrained methods.
 	TrainSeconds float64 `json:"trainSeconds"`
+	// TrainCPUSeconds is the CPU time of that training (user+system).
+	TrainCPUSeconds float64 `json:"trainCpuSeconds"`
 	// TrainedInRun is true when the model was trained by this command.
 	TrainedInRun bool `json:"trainedInRun"`
 	// EvalSeconds is the wall time of forecasting every test minute.
@@ -290,6 +292,7 @@ measured in this run.`,
 			}
 			var opts []forecast.Option
 			trainSecs := map[string]float64{}
+			trainCPU := map[string]float64{}
 			inRun := false
 			if train {
 				res, err := trainAll(series, from, cfg, ff.json)
@@ -298,6 +301,7 @@ measured in this run.`,
 				}
 				opts = append(opts, forecast.WithModel(res.LSTM), forecast.WithLinear(res.Linear))
 				trainSecs["lstm"], trainSecs["linear"], trainSecs["holt-winters"] = res.LSTMInfo.TrainSeconds, res.LinearInfo.TrainSeconds, res.HWSeconds
+				trainCPU["lstm"], trainCPU["linear"] = res.LSTMInfo.TrainCPUSeconds, res.LinearInfo.TrainCPUSeconds
 				inRun = true
 			} else {
 				m, l, err := loadModelFlags(lstmPath, linearPath)
@@ -309,14 +313,14 @@ measured in this run.`,
 				}
 				if m != nil {
 					opts = append(opts, forecast.WithModel(m))
-					trainSecs["lstm"] = m.Trained.TrainSeconds
+					trainSecs["lstm"], trainCPU["lstm"] = m.Trained.TrainSeconds, m.Trained.TrainCPUSeconds
 				}
 				if l == nil {
 					l, _ = forecast.DefaultLinear()
 				}
 				if l != nil {
 					opts = append(opts, forecast.WithLinear(l))
-					trainSecs["linear"] = l.Trained.TrainSeconds
+					trainSecs["linear"], trainCPU["linear"] = l.Trained.TrainSeconds, l.Trained.TrainCPUSeconds
 				}
 			}
 			var rows []evalRow
@@ -333,13 +337,10 @@ measured in this run.`,
 				row := evalRow{EvalResult: r, Spec: spec, EvalSeconds: time.Since(start).Seconds()}
 				base, _, _ := strings.Cut(spec, ",")
 				base, _, _ = strings.Cut(base, ":")
-				switch base {
-				case "lstm", "paper":
-					row.TrainSeconds, row.TrainedInRun = trainSecs["lstm"], inRun
-				case "linear", "quantile":
-					row.TrainSeconds, row.TrainedInRun = trainSecs["linear"], inRun
-				case "holt-winters", "hw":
-					row.TrainSeconds, row.TrainedInRun = trainSecs["holt-winters"], inRun
+				key := map[string]string{"lstm": "lstm", "paper": "lstm", "linear": "linear", "quantile": "linear",
+					"holt-winters": "holt-winters", "hw": "holt-winters"}[base]
+				if key != "" {
+					row.TrainSeconds, row.TrainCPUSeconds, row.TrainedInRun = trainSecs[key], trainCPU[key], inRun
 				}
 				rows = append(rows, row)
 			}
@@ -355,11 +356,14 @@ measured in this run.`,
 				}{ff.tracePath, len(series)/forecast.MinuteSeconds - from, from, headroom, rows})
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintf(w, "forecaster\tMAPE %%\tP95 APE %%\tunder %%\tunder +%g%% %%\tover %%\tover +%g%% %%\ttrain s\teval s\t\n", headroom, headroom)
+			fmt.Fprintf(w, "forecaster\tMAPE %%\tP95 APE %%\tunder %%\tunder +%g%% %%\tover %%\tover +%g%% %%\ttrain s (CPU s)\teval s\t\n", headroom, headroom)
 			for _, r := range rows {
 				ts := "-"
 				if r.TrainSeconds > 0 {
 					ts = fmt.Sprintf("%.2f", r.TrainSeconds)
+					if r.TrainCPUSeconds > 0 {
+						ts += fmt.Sprintf(" (%.2f)", r.TrainCPUSeconds)
+					}
 				}
 				fmt.Fprintf(w, "%s\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.2f\t\n", r.Name, r.MAPE, r.P95APE,
 					r.UnderPct, r.UnderAfterHeadroomPct, r.OverPct, r.OverAfterHeadroomPct, ts, r.EvalSeconds)
