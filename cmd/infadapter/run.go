@@ -69,6 +69,7 @@ Ctrl-C stops everything it started.`,
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the replayed trace, per run (the baseline replays it again)")
 	f.Float64Var(&cfg.BudgetCores, "budget", cfg.BudgetCores, "CPU budget of the variant servers, cores (fractions need cgroup enforcement)")
 	f.IntVar(&cfg.CoreUnitMilli, "core-unit", cfg.CoreUnitMilli, "allocation step, millicores")
+	f.IntVar(&cfg.MinUnits, "min-units", cfg.MinUnits, "smallest allocation of a running variant, in core units")
 	f.DurationVar(&cfg.SLO, "slo", cfg.SLO, "P99 latency SLO")
 	f.DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between decisions (paper: 30s; 0: 30s compressed like the trace, 30s × duration / 21m)")
 	f.DurationVar(&cfg.FirstDecision, "first-decision", cfg.FirstDecision, "delay before the first decision (paper: 2m)")

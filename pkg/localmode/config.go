@@ -94,7 +94,7 @@ func Default() Config {
 		Duration:      2 * time.Minute,
 		BudgetCores:   1,
 		CoreUnitMilli: 250,
-		MinUnits:      1,
+		MinUnits:      2, // 0.5 core: a quarter-core CFS quota throttles too hard for a P99 SLO
 		SLO:           100 * time.Millisecond,
 		FirstDecision: 6 * time.Second,
 		Policy:        "infadapter",
@@ -103,7 +103,7 @@ func Default() Config {
 		Beta:          0.001,
 		Stabilization: 4,
 		Baseline:      "static-best",
-		MaxRPS:        600,
+		MaxRPS:        400,
 		Seed:          1,
 		ModelsDir:     "third_party/models/fmnist",
 		CacheDir:      defaultCacheDir(),

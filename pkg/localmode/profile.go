@@ -17,6 +17,7 @@ import (
 
 	"github.com/infadapter/infadapter/pkg/backend/local"
 	"github.com/infadapter/infadapter/pkg/dataset/fashionmnist"
+	"github.com/infadapter/infadapter/pkg/loop"
 	"github.com/infadapter/infadapter/pkg/modelserver"
 	"github.com/infadapter/infadapter/pkg/profile"
 	"github.com/infadapter/infadapter/pkg/profiler"
@@ -40,7 +41,7 @@ func (r *runner) profileKey(models map[string]string) (string, error) {
 		}
 		fmt.Fprintf(h, "%s=%x\n", n, fh.Sum(nil))
 	}
-	fmt.Fprintf(h, "unit=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=2\n", r.cfg.CoreUnitMilli, r.cfg.Units(), r.cfg.SLO,
+	fmt.Fprintf(h, "unit=%d min=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=4\n", r.cfg.CoreUnitMilli, r.cfg.MinUnits, r.cfg.Units(), r.cfg.SLO,
 		runtime.NumCPU(), cpuModel(), r.backend.Enforcement().Mode)
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
@@ -101,8 +102,8 @@ func (r *runner) loadProfile(ctx context.Context, models map[string]string) (pro
 			}
 		}
 	}
-	r.info("profile: measuring %d variants at 1 and %d core units of %d m (cached afterwards in %s)",
-		len(models), r.cfg.Units(), r.cfg.CoreUnitMilli, path)
+	r.info("profile: measuring %d variants at %d and %d core units of %d m (cached afterwards in %s)",
+		len(models), r.cfg.MinUnits, r.cfg.Units(), r.cfg.CoreUnitMilli, path)
 	p, err := r.measure(ctx, models)
 	if err != nil {
 		return profile.Profile{}, "", err
@@ -141,7 +142,7 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 	}
 	pcfg := profiler.Default()
 	pcfg.SLO = r.cfg.SLO
-	pcfg.ProbeDuration = 2 * time.Second
+	pcfg.ProbeDuration = 4 * time.Second // 2 s probes missed slow queue build-up near saturation
 	pcfg.PeakDuration = 2 * time.Second
 	pcfg.Repeats = 1
 	pcfg.Steps = 4
@@ -153,8 +154,8 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 	p := profile.Profile{Name: ModelName, SLOMillis: float64(r.cfg.SLO) / float64(time.Millisecond),
 		Rule: profile.RuleInterpolate, Coefficient: 0.8, // the paper's CAPACITY_COEF
 		Source: fmt.Sprintf("infadapter run: measured on this machine (%s, %d CPUs); core unit %d millicores", cpuModel(), runtime.NumCPU(), r.cfg.CoreUnitMilli)}
-	grid := []int{1}
-	if u := r.cfg.Units(); u > 1 {
+	grid := []int{r.cfg.MinUnits}
+	if u := r.cfg.Units(); u > r.cfg.MinUnits {
 		grid = append(grid, u)
 	}
 	for _, name := range sortedNames(models) {
@@ -172,7 +173,12 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 			if v.LoadTimeSeconds == 0 {
 				v.LoadTimeSeconds = time.Since(t0).Seconds()
 			}
-			res, err := pr.Capacity(ctx, profiler.Target{URL: st[0].URL, Model: name}, fmt.Sprintf("%s @ %d m", name, u*r.cfg.CoreUnitMilli))
+			// Measured through the dispatcher, which shares the machine
+			// in the real run too: its CPU is part of the cost.
+			if err := r.disp.Model(ModelName).SetRoutes(ctx, []loop.Route{{Variant: name, URL: st[0].URL, Weight: 1}}); err != nil {
+				return profile.Profile{}, fmt.Errorf("routing to %s: %w", name, err)
+			}
+			res, err := pr.Capacity(ctx, profiler.Target{URL: r.dispURL, Model: ModelName}, fmt.Sprintf("%s @ %d m", name, u*r.cfg.CoreUnitMilli))
 			if err != nil {
 				return profile.Profile{}, fmt.Errorf("profiling %s: %w", name, err)
 			}

@@ -187,23 +187,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	}
 	r.info("CPU enforcement: %s", enf)
 
-	prof, src, err := r.loadProfile(ctx, models)
-	if err != nil {
-		return nil, err
-	}
-	r.prof = prof
-	r.plan = planVariants(prof, cfg.Units())
-	r.accuracy = map[string]float64{}
-	for _, v := range r.plan {
-		r.accuracy[v.Name] = v.Accuracy
-	}
-	tr, info, err := r.buildTrace()
-	if err != nil {
-		return nil, err
-	}
-	sum := &Summary{Config: cfg, Enforcement: enf.String(), ProfileSource: src, Profile: prof, Trace: info, RunDir: runDir}
-
-	// Dispatcher.
+	// Dispatcher (first: the profile is measured through it).
 	r.reg = prometheus.NewRegistry()
 	dcfg := dispatcher.Default()
 	dcfg.SLO = cfg.SLO
@@ -220,6 +204,22 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	go func() { _ = dsrv.Serve(dl) }()
 	defer shutdown(dsrv)
 	r.dispURL = "http://" + dl.Addr().String()
+
+	prof, src, err := r.loadProfile(ctx, models)
+	if err != nil {
+		return nil, err
+	}
+	r.prof = prof
+	r.plan = planVariants(prof, cfg.Units())
+	r.accuracy = map[string]float64{}
+	for _, v := range r.plan {
+		r.accuracy[v.Name] = v.Accuracy
+	}
+	tr, info, err := r.buildTrace()
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Config: cfg, Enforcement: enf.String(), ProfileSource: src, Profile: prof, Trace: info, RunDir: runDir}
 
 	// Dashboard.
 	r.dash = newDashState(cfg, r.plan)
