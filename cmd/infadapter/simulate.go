@@ -38,7 +38,10 @@ type simFlags struct {
 	asJSON                                                                                             bool
 }
 
-func init() {
+func init() { rootCmd.AddCommand(newSimulateCmd()) }
+
+// newSimulateCmd builds the command with fresh flags (tests build their own).
+func newSimulateCmd() *cobra.Command {
 	f := simFlags{}
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -93,7 +96,7 @@ Any flag overrides the scenario. Same --seed → identical output.`,
 	fl.IntVar(&f.workers, "workers", 0, "policies simulated at once (0: one per CPU)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the comparison as JSON")
 	fl.StringVar(&f.reportDir, "report", "", "write an HTML report (index.html with SVG plots) to this directory")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // simulateJSON is the --json shape.
@@ -114,6 +117,9 @@ type simulatePolicyJSON struct {
 }
 
 func runSimulate(cmd *cobra.Command, f simFlags) error {
+	if f.slo <= 0 || f.budget <= 0 {
+		return badInput(fmt.Errorf("--slo (%v) and --budget (%d) must be > 0", f.slo, f.budget))
+	}
 	tr, err := simLoadTrace(cmd, f)
 	if err != nil {
 		return err
@@ -123,7 +129,7 @@ func runSimulate(cmd *cobra.Command, f simFlags) error {
 		return badInput(err)
 	}
 	if prof.SLOMillis > 0 && float64(f.slo.Milliseconds()) != prof.SLOMillis {
-		fmt.Fprintf(os.Stderr, "warning: profile %s was measured at P99 %g ms; simulating --slo %v with those capacities\n", prof.Name, prof.SLOMillis, f.slo)
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: profile %s was measured at P99 %g ms; simulating --slo %v with those capacities\n", prof.Name, prof.SLOMillis, f.slo)
 	}
 	cfg := sim.DefaultConfig()
 	cfg.Variants = sim.VariantsFromProfile(prof, f.budget)
@@ -201,7 +207,7 @@ func runSimulate(cmd *cobra.Command, f simFlags) error {
 			return err
 		}
 		if !f.asJSON {
-			fmt.Fprintf(os.Stderr, "report: %s\n", filepath.Join(f.reportDir, "index.html"))
+			fmt.Fprintf(cmd.ErrOrStderr(), "report: %s\n", filepath.Join(f.reportDir, "index.html"))
 		}
 	}
 	if f.asJSON {
@@ -326,10 +332,13 @@ func simLoadTrace(cmd *cobra.Command, f simFlags) (trace.Trace, error) {
 			return tr, badInput(err)
 		}
 		if f.scenario == "paper" && !cmd.Flags().Changed("from") && !cmd.Flags().Changed("to") {
-			if tr.Len() < paperTo {
+			if tr.Len() >= paperTo {
+				from, to = paperFrom, paperTo
+			} else if f.tracePath == "" {
 				return tr, badInput(fmt.Errorf("trace %s has %d s, shorter than the paper window [%d, %d); pass --from/--to or --scenario synthetic", path, tr.Len(), paperFrom, paperTo))
+			} else if !f.asJSON {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is shorter than the paper window [%d, %d); replaying all %d s\n", path, paperFrom, paperTo, tr.Len())
 			}
-			from, to = paperFrom, paperTo
 		}
 	default:
 		return tr, badInput(fmt.Errorf("--scenario %q: want paper or synthetic", f.scenario))
