@@ -177,6 +177,11 @@ func BuildProfile(family string, cfg FamilyConfig, specs []VariantSpec, base *pr
 	if len(p.Variants) == 0 {
 		errs = append(errs, fmt.Errorf("family %q has no variants", family))
 	}
+	if len(errs) == 0 {
+		if err := p.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return p, errors.Join(errs...)
 }
 

@@ -28,7 +28,6 @@ import (
 	"knative.dev/serving/pkg/autoscaler/config/autoscalerconfig"
 	palisters "knative.dev/serving/pkg/client/listers/autoscaling/v1alpha1"
 	servinglisters "knative.dev/serving/pkg/client/listers/serving/v1"
-	"sigs.k8s.io/yaml"
 
 	knbackend "github.com/infadapter/infadapter/pkg/backend/knative"
 	"github.com/infadapter/infadapter/pkg/decider"
@@ -70,7 +69,7 @@ func NewInfAdapterDecider(cfg FamilyConfig, p profile.Profile) (decider.Decider,
 		maxCores = cfg.CoreBudget
 	}
 	dc := decider.DefaultConfig()
-	dc.Variants = PlanningVariants(p, maxCores)
+	dc.Variants = p.OptimizerVariants(maxCores)
 	dc.Budget, dc.MinCores = cfg.CoreBudget, cfg.MinCores
 	dc.MaxReplicas, dc.MaxCoresPerReplica = cfg.MaxReplicas, cfg.MaxCoresPerReplica
 	dc.Alpha, dc.Beta = cfg.Alpha, cfg.Beta
@@ -378,9 +377,9 @@ func (r *FamilyReconciler) loadProfile(ctx context.Context, ns, ref string) (*pr
 	if !ok {
 		return nil, fmt.Errorf("%s: ConfigMap %s/%s has no key %q", ProfileKey, ns, name, key)
 	}
-	var p profile.Profile
-	if err := yaml.UnmarshalStrict([]byte(data), &p); err != nil {
-		return nil, fmt.Errorf("%s: ConfigMap %s/%s key %s: %w", ProfileKey, ns, name, key, err)
+	p, err := profile.Parse([]byte(data), fmt.Sprintf("ConfigMap %s/%s key %s", ns, name, key))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ProfileKey, err)
 	}
 	return &p, nil
 }

@@ -52,10 +52,14 @@ func ParseExposition(r io.Reader, m Metrics) (Counters, error) {
 		for _, mt := range f.GetMetric() {
 			h := mt.GetHistogram()
 			n += float64(h.GetSampleCount())
+			hasInf := false
 			for _, b := range h.GetBucket() {
 				c.Buckets[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+				hasInf = hasInf || math.IsInf(b.GetUpperBound(), 1)
 			}
-			c.Buckets[math.Inf(1)] += float64(h.GetSampleCount())
+			if !hasInf { // client_golang omits it; the count is the +Inf bucket
+				c.Buckets[math.Inf(1)] += float64(h.GetSampleCount())
+			}
 		}
 		if m.RequestCount == "" {
 			c.Requests, haveCount = n, true

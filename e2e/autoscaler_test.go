@@ -1,0 +1,529 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"knative.dev/serving/pkg/apis/autoscaling"
+
+	"github.com/infadapter/infadapter/e2e/harness"
+	"github.com/infadapter/infadapter/pkg/autoscaler"
+	knbackend "github.com/infadapter/infadapter/pkg/backend/knative"
+)
+
+// variantDef is one InferenceService of the test family. Capacities are
+// chosen so that low load fits the most accurate variant and high load
+// needs the cheaper ones.
+type variantDef struct {
+	name, accuracy, capacity string
+}
+
+var family = []variantDef{
+	{"resnet-small", "0.70", "1:10,2:20"},
+	{"resnet-medium", "0.76", "1:4,2:8"},
+	{"resnet-large", "0.78", "1:2,2:4"},
+}
+
+const fam = "resnet"
+
+// TestAutoscaler runs the production controller (cmd/autoscaler, as a
+// subprocess) against Knative Serving + KServe on kwok: a 3-variant family
+// joined by an InferenceGraph; fake model servers on the pods' loopback IPs
+// export queue-proxy's request histogram; a load driver splits a
+// configurable load by the graph's weights (nothing else routes traffic on
+// this test bed). Subtests share one environment and run in order.
+func TestAutoscaler(t *testing.T) {
+	env := harness.StartT(t, harness.Options{KnativeConfig: map[string]map[string]string{
+		autoscaler.ConfigName: {"history-window": "1m"},
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	t0 := time.Now()
+	bin := harness.BuildBinary(t, "./cmd/autoscaler", dir)
+	t.Logf("go build ./cmd/autoscaler: %.1fs", time.Since(t0).Seconds())
+
+	ports, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports)
+	startController := func() *harness.Proc {
+		kenv, err := env.KnativeEnv("infadapter-autoscaler")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := env.StartProcess("infadapter-autoscaler", bin, []string{"--kubeconfig=" + env.Kubeconfig,
+			"--sks-mode=skip", "--disable-ha", "--metrics-addr=" + metricsAddr, "--retry-delay=300ms"}, kenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ctl := startController()
+
+	load := &loadDriver{env: env, ns: "default", rate: 2}
+	go load.run(ctx, t)
+
+	// Invariant checked all along: a variant with splitter weight > 0 never
+	// has 0 replicas requested (create-before-delete).
+	inv := &invariant{env: env}
+	go inv.run(ctx)
+
+	for _, v := range family {
+		createISVC(t, ctx, env, v.name, map[string]any{
+			autoscaler.FamilyKey: fam, autoscaler.AccuracyKey: v.accuracy, autoscaler.CapacityKey: v.capacity,
+			autoscaler.LoadTimeKey: "2s",
+		})
+	}
+	createGraph(t, ctx, env)
+
+	var plan1 autoscaler.StoredPlan
+	t.Run("revisions ready", func(t *testing.T) {
+		for _, v := range family {
+			poll(t, ctx, "revision of "+v.name+" Ready via our PA", 120*time.Second, func(ctx context.Context) (bool, error) {
+				revs, err := env.Serving.ServingV1().Revisions("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/service=" + v.name + "-predictor"})
+				if err != nil || len(revs.Items) == 0 {
+					return false, nil
+				}
+				r := revs.Items[0]
+				pa, err := env.Serving.AutoscalingV1alpha1().PodAutoscalers("default").Get(ctx, r.Name, metav1.GetOptions{})
+				return err == nil && r.IsReady() && pa.IsReady() && pa.Annotations[autoscaling.ClassAnnotationKey] == autoscaler.Class, nil
+			})
+		}
+	})
+
+	t.Run("low load converges", func(t *testing.T) {
+		plan1 = waitConverged(t, ctx, env, nil, 120*time.Second)
+		t.Logf("plan at 2 rps: %s", autoscaler.Summary(plan1))
+	})
+
+	t.Run("load rises: plan, replicas, cpu and split follow", func(t *testing.T) {
+		load.set(36)
+		p := waitConverged(t, ctx, env, func(p autoscaler.StoredPlan) bool { return !samePlan(p, plan1) && p.Forecast >= 30 }, 150*time.Second)
+		t.Logf("plan at 36 rps: %s", autoscaler.Summary(p))
+		if samePlan(p, plan1) {
+			t.Fatalf("plan did not change with load")
+		}
+		plan1 = p
+	})
+
+	t.Run("restart mid-change converges", func(t *testing.T) {
+		load.set(2)
+		// Wait for a new decision that the cluster does not reflect yet,
+		// then SIGKILL the controller and start a new one.
+		old := plan1
+		poll(t, ctx, "new plan decided at low load", 150*time.Second, func(ctx context.Context) (bool, error) {
+			p, ok := readPlan(ctx, env)
+			return ok && !samePlan(p, old) && !p.Hold, nil
+		})
+		pending, _ := readPlan(ctx, env)
+		conv, _ := converged(ctx, env, pending)
+		t.Logf("killing the controller with the plan applied=%v: %s", conv, autoscaler.Summary(pending))
+		if err := ctl.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		ctl = startController()
+		p := waitConverged(t, ctx, env, func(p autoscaler.StoredPlan) bool { return !samePlan(p, old) }, 120*time.Second)
+		t.Logf("after restart: %s", autoscaler.Summary(p))
+	})
+
+	t.Run("ordering invariant held", func(t *testing.T) {
+		if v := inv.violations(); len(v) > 0 {
+			t.Fatalf("variants with traffic weight > 0 had 0 replicas: %v", v)
+		}
+		t.Logf("invariant checked %d times", inv.checks())
+	})
+
+	t.Run("controller metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range []string{"infadapter_autoscaler_decisions_total", "infadapter_autoscaler_plan_cores", "infadapter_autoscaler_forecast_rps", "infadapter_autoscaler_observed_rps"} {
+			if !strings.Contains(string(b), m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
+		}
+	})
+
+	t.Run("invalid annotations reported", func(t *testing.T) {
+		// Family level: a bad core budget on the graph.
+		patch := []byte(`{"metadata":{"annotations":{"infadapter.io/core-budget":"lots"}}}`)
+		if _, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Patch(ctx, fam, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "graph status names infadapter.io/core-budget", 60*time.Second, func(ctx context.Context) (bool, error) {
+			g, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Get(ctx, fam, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			s := g.GetAnnotations()[autoscaler.StatusKey]
+			return strings.Contains(s, "infadapter.io/core-budget") && strings.Contains(s, `"lots"`), nil
+		})
+		evs, err := env.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + fam + ",reason=InvalidAnnotation"})
+		if err != nil || len(evs.Items) == 0 {
+			t.Fatalf("no InvalidAnnotation event on the graph (err %v)", err)
+		}
+		t.Logf("event: %s", evs.Items[0].Message)
+
+		// Variant level: accuracy 1.5 on a new InferenceService. It must
+		// still serve (a typo must not take a model down) and say why.
+		createISVC(t, ctx, env, "typo", map[string]any{autoscaler.FamilyKey: "other", autoscaler.AccuracyKey: "1.5"})
+		poll(t, ctx, "PA of typo reports infadapter.io/accuracy", 120*time.Second, func(ctx context.Context) (bool, error) {
+			pas, err := env.Serving.AutoscalingV1alpha1().PodAutoscalers("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/service=typo-predictor"})
+			if err != nil || len(pas.Items) == 0 {
+				return false, nil
+			}
+			c := pas.Items[0].Status.GetCondition(autoscaler.ConditionConfigured)
+			return c != nil && c.IsFalse() && strings.Contains(c.Message, autoscaler.AccuracyKey) && pas.Items[0].IsReady(), nil
+		})
+	})
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func createISVC(t *testing.T, ctx context.Context, env *harness.Env, name string, ann map[string]any) {
+	t.Helper()
+	ann["serving.kserve.io/deploymentMode"] = "Serverless"
+	ann[autoscaling.ClassAnnotationKey] = autoscaler.Class
+	isvc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+		"metadata": map[string]any{"name": name, "namespace": "default", "annotations": ann},
+		"spec": map[string]any{"predictor": map[string]any{"minReplicas": int64(0), "maxReplicas": int64(4), "containers": []any{map[string]any{
+			"name": "kserve-container", "image": harness.TestImageRegistry + "/" + name + ":1",
+			"ports":     []any{map[string]any{"containerPort": int64(8080), "protocol": "TCP"}},
+			"resources": map[string]any{"requests": map[string]any{"cpu": "1", "memory": "512Mi"}, "limits": map[string]any{"cpu": "1", "memory": "512Mi"}},
+		}}}},
+	}}
+	if _, err := env.Dynamic.Resource(harness.InferenceServiceGVR).Namespace("default").Create(ctx, isvc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create InferenceService %s: %v", name, err)
+	}
+}
+
+func createGraph(t *testing.T, ctx context.Context, env *harness.Env) {
+	t.Helper()
+	steps := []any{}
+	for i, v := range family {
+		w := int64(33)
+		if i == 0 {
+			w = 34
+		}
+		steps = append(steps, map[string]any{"name": v.name, "serviceName": v.name, "weight": w})
+	}
+	g := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph",
+		"metadata": map[string]any{"name": fam, "namespace": "default", "annotations": map[string]any{
+			autoscaler.SLOKey: "750ms", autoscaler.CoreBudgetKey: "8", autoscaler.MinCoresKey: "1",
+			autoscaler.MaxCoresPerReplicaKey: "2", autoscaler.MaxReplicasKey: "3",
+			autoscaler.IntervalKey: "5s", autoscaler.ForecasterKey: "last", autoscaler.StabilizationKey: "0",
+		}},
+		"spec": map[string]any{"nodes": map[string]any{"root": map[string]any{"routerType": "Splitter", "steps": steps}}},
+	}}
+	var err error
+	for i := 0; i < 50; i++ { // the KServe webhook may still be warming up
+		if _, err = env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Create(ctx, g, metav1.CreateOptions{}); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("create InferenceGraph: %v", err)
+}
+
+func readPlan(ctx context.Context, env *harness.Env) (autoscaler.StoredPlan, bool) {
+	g, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Get(ctx, fam, metav1.GetOptions{})
+	if err != nil {
+		return autoscaler.StoredPlan{}, false
+	}
+	var p autoscaler.StoredPlan
+	s, ok := g.GetAnnotations()[autoscaler.PlanKey]
+	if !ok || json.Unmarshal([]byte(s), &p) != nil {
+		return p, false
+	}
+	return p, true
+}
+
+func samePlan(a, b autoscaler.StoredPlan) bool {
+	if len(a.Variants) != len(b.Variants) {
+		return false
+	}
+	for i := range a.Variants {
+		if a.Variants[i] != b.Variants[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// converged checks that the cluster is what plan p says: Deployment replicas
+// and Ready pods, every pod's CPU in status, and the graph's weights.
+func converged(ctx context.Context, env *harness.Env, p autoscaler.StoredPlan) (bool, string) {
+	g, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Get(ctx, fam, metav1.GetOptions{})
+	if err != nil {
+		return false, err.Error()
+	}
+	w, err := knbackend.Weights(g, "root")
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, v := range family {
+		pv := p.Get(v.name)
+		if w[v.name] != pv.Percent {
+			return false, fmt.Sprintf("%s weight %d, plan %d", v.name, w[v.name], pv.Percent)
+		}
+		rev, err := latestRevision(ctx, env, v.name)
+		if err != nil {
+			return false, err.Error()
+		}
+		d, err := env.Kube.AppsV1().Deployments("default").Get(ctx, rev+"-deployment", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		if *d.Spec.Replicas != int32(pv.Replicas) || d.Status.ReadyReplicas != int32(pv.Replicas) {
+			return false, fmt.Sprintf("%s replicas spec %d ready %d, plan %d", v.name, *d.Spec.Replicas, d.Status.ReadyReplicas, pv.Replicas)
+		}
+		if pv.Replicas == 0 {
+			continue
+		}
+		pods, err := env.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/revision=" + rev})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, pod := range pods.Items {
+			if pod.DeletionTimestamp != nil {
+				continue
+			}
+			if got := statusCPU(&pod); got != int64(pv.Cores)*1000 {
+				return false, fmt.Sprintf("%s pod %s status cpu %dm, plan %d cores", v.name, pod.Name, got, pv.Cores)
+			}
+		}
+	}
+	return true, ""
+}
+
+// statusCPU is the kserve-container CPU limit the kubelet (kwok) reports.
+func statusCPU(p *corev1.Pod) int64 {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == "kserve-container" && cs.Resources != nil {
+			return cs.Resources.Limits.Cpu().MilliValue()
+		}
+	}
+	return -1
+}
+
+func latestRevision(ctx context.Context, env *harness.Env, isvc string) (string, error) {
+	ks, err := env.Serving.ServingV1().Services("default").Get(ctx, isvc+"-predictor", metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	if ks.Status.LatestCreatedRevisionName == "" {
+		return "", fmt.Errorf("ksvc %s-predictor has no revision yet", isvc)
+	}
+	return ks.Status.LatestCreatedRevisionName, nil
+}
+
+// waitConverged waits for a stored plan accepted by pred (nil: any) that
+// the cluster fully reflects, and returns it.
+func waitConverged(t *testing.T, ctx context.Context, env *harness.Env, pred func(autoscaler.StoredPlan) bool, timeout time.Duration) autoscaler.StoredPlan {
+	t.Helper()
+	var got autoscaler.StoredPlan
+	var why string
+	start := time.Now()
+	for time.Since(start) < timeout {
+		p, ok := readPlan(ctx, env)
+		if ok && (pred == nil || pred(p)) {
+			if c, w := converged(ctx, env, p); c {
+				t.Logf("converged after %.1fs", time.Since(start).Seconds())
+				return p
+			} else {
+				why = w
+			}
+		} else {
+			why = fmt.Sprintf("no matching plan yet (have %v: %s)", ok, autoscaler.Summary(p))
+		}
+		got = p
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("not converged within %v: %s; last plan %s", timeout, why, autoscaler.Summary(got))
+	return got
+}
+
+// loadDriver plays the router: it splits rate requests/s over the
+// variants by the graph's weights and over each revision's ready pods, and
+// records them in fake model servers listening on the pods' IPs :9091
+// (queue-proxy's metrics port) with queue-proxy's histogram.
+type loadDriver struct {
+	env *harness.Env
+	ns  string
+
+	mu      sync.Mutex
+	rate    float64
+	servers map[string]*fakeServer // by pod IP
+}
+
+type fakeServer struct {
+	l    net.Listener
+	hist prometheus.Histogram
+	frac float64
+}
+
+func (d *loadDriver) set(r float64) { d.mu.Lock(); d.rate = r; d.mu.Unlock() }
+
+func (d *loadDriver) run(ctx context.Context, t *testing.T) {
+	d.servers = map[string]*fakeServer{}
+	defer func() {
+		for _, s := range d.servers {
+			s.l.Close()
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			dt := now.Sub(last).Seconds()
+			last = now
+			d.step(ctx, t, dt)
+		}
+	}
+}
+
+func (d *loadDriver) step(ctx context.Context, t *testing.T, dt float64) {
+	g, err := d.env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace(d.ns).Get(ctx, fam, metav1.GetOptions{})
+	if err != nil {
+		return
+	}
+	w, _ := knbackend.Weights(g, "root")
+	d.mu.Lock()
+	rate := d.rate
+	d.mu.Unlock()
+	live := map[string]bool{}
+	for _, v := range family {
+		pods, err := d.env.Kube.CoreV1().Pods(d.ns).List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/service=" + v.name + "-predictor"})
+		if err != nil {
+			continue
+		}
+		var ready []*fakeServer
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+				continue
+			}
+			s := d.servers[p.Status.PodIP]
+			if s == nil {
+				s, err = newFakeServer(p.Status.PodIP)
+				if err != nil {
+					t.Logf("fake server on %s: %v", p.Status.PodIP, err)
+					continue
+				}
+				d.servers[p.Status.PodIP] = s
+			}
+			live[p.Status.PodIP] = true
+			if podReady(p) {
+				ready = append(ready, s)
+			}
+		}
+		if len(ready) == 0 {
+			continue
+		}
+		per := rate * float64(w[v.name]) / 100 * dt / float64(len(ready))
+		for _, s := range ready {
+			s.frac += per
+			for ; s.frac >= 1; s.frac-- {
+				s.hist.Observe(0.05) // 50 ms per request, well within the SLO
+			}
+		}
+	}
+	for ip, s := range d.servers {
+		if !live[ip] {
+			s.l.Close()
+			delete(d.servers, ip)
+		}
+	}
+}
+
+func newFakeServer(ip string) (*fakeServer, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "9091"))
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kn_serving_invocation_duration_seconds",
+		Help: "queue-proxy request duration", Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}})
+	reg.MustRegister(h)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	go http.Serve(l, mux) //nolint:errcheck // ends when the listener closes
+	return &fakeServer{l: l, hist: h}, nil
+}
+
+// invariant samples graph weights and Deployment replicas.
+type invariant struct {
+	env *harness.Env
+	mu  sync.Mutex
+	bad []string
+	n   int
+}
+
+func (iv *invariant) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		g, err := iv.env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Get(ctx, fam, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		w, _ := knbackend.Weights(g, "root")
+		for _, v := range family {
+			if w[v.name] == 0 {
+				continue
+			}
+			rev, err := latestRevision(ctx, iv.env, v.name)
+			if err != nil {
+				continue
+			}
+			d, err := iv.env.Kube.AppsV1().Deployments("default").Get(ctx, rev+"-deployment", metav1.GetOptions{})
+			if err != nil {
+				continue
+			}
+			iv.mu.Lock()
+			iv.n++
+			if *d.Spec.Replicas == 0 {
+				iv.bad = append(iv.bad, fmt.Sprintf("%s weight %d replicas 0 at %s", v.name, w[v.name], time.Now().Format(time.StampMilli)))
+			}
+			iv.mu.Unlock()
+		}
+	}
+}
+
+func (iv *invariant) violations() []string {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	return append([]string(nil), iv.bad...)
+}
+func (iv *invariant) checks() int { iv.mu.Lock(); defer iv.mu.Unlock(); return iv.n }
