@@ -1,8 +1,12 @@
 // Package forecast predicts the next interval's peak request rate from
 // per-second history: simple baselines (LastValue, WindowMax, EWMA),
-// Holt-Winters, a calibrated Quantile forecaster and the paper's LSTM in
-// pure Go, plus decorators (WithHeadroom, WithFloor, WithCap) in the style
-// of VPA's estimators, and a spec registry (New).
+// HoltWinters, a Linear feature model, a calibrated (conformal) Quantile
+// forecaster and the paper's LSTM in pure Go (Paper wraps it as the paper's
+// online forecaster), plus decorators (WithHeadroom, WithFloor, WithCap) in
+// the style of VPA's estimators, a spec registry (New), online retraining
+// (Online), versioned model files (LSTM.Save, LoadLSTM, LoadModel) with
+// built-in models trained on the Twitter trace, and Evaluate for the
+// paper's train/test protocol. docs/forecasting.md has the results.
 //
 // Conventions: history is per-second request counts, oldest first, ending
 // at the decision time; a forecast is the maximum per-second count (RPS)

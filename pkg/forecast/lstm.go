@@ -111,8 +111,13 @@ func (m *LSTM) forecastMinutes(maxima []float64) (float64, error) {
 	}
 	var ws lstmWork
 	ws.init(m.Units, m.Lookback)
-	y := m.forward(x, &ws)
-	return m.Scaler.unscale(y), nil
+	y := m.Scaler.unscale(m.forward(x, &ws))
+	if math.IsNaN(y) || math.IsInf(y, 0) {
+		return 0, fmt.Errorf("lstm: %w: output %v for inputs far outside the training range [%g, %g]",
+			ErrBadValue, y, m.Scaler.Min, m.Scaler.Max)
+	}
+	// The dense output is unbounded; a rate cannot be negative.
+	return max(y, 0), nil
 }
 
 // Validate checks shapes and that every weight is finite.
