@@ -93,6 +93,7 @@ type state struct {
 	k      int32   // cores used
 	parent int32   // index into the previous layer
 	opt    int32   // index into the layer's options, −1 = off
+	lvl    int32   // index of lc among the service's distinct load times
 }
 
 type run struct {
@@ -126,7 +127,9 @@ type svc struct {
 	alphaB  float64 // α/B
 	betaLT  float64 // β/maxLT (0 when maxLT = 0)
 	accLam  []float64
-	curCfgs [][2]int // per ordered variant: (c, r) now, (0,0) = off
+	curCfgs [][2]int  // per ordered variant: (c, r) now, (0,0) = off
+	levels  []float64 // 0 and the distinct load times, ascending
+	ltLvl   []int32   // per ordered variant: index of its load time in levels
 }
 
 type solver struct {
@@ -139,6 +142,8 @@ type solver struct {
 	svcs     []*svc
 	cands    []state
 	ubs      []float64
+	nextUB   []float64
+	idx      []int32
 	fenwick  []float64
 	capScale []int64
 }
@@ -248,38 +253,51 @@ func (s *solver) prepare(sv *Service) *svc {
 	if out.maxLT > 0 {
 		out.betaLT = sv.Beta / out.maxLT
 	}
+	out.levels = []float64{0}
+	if out.betaLT > 0 {
+		out.levels = append(out.levels, out.lt...)
+		slices.Sort(out.levels)
+		out.levels = slices.Compact(out.levels)
+	}
+	out.ltLvl = make([]int32, n)
+	for i, lt := range out.lt {
+		if out.betaLT > 0 {
+			j, _ := slices.BinarySearch(out.levels, lt)
+			out.ltLvl[i] = int32(j)
+		}
+	}
 	return out
 }
 
-// dp runs the layered DP for one service with load-time threshold T
-// (variants with load time > T may only stay as they are or switch off).
-func (s *solver) dp(sv *svc, T float64, beam int) run {
+// dp runs the layered DP for one service. beam > 0 keeps only the beam
+// most promising states per layer (a heuristic pass that finds incumbents);
+// beam = 0 is exact.
+func (s *solver) dp(sv *svc, beam int) run {
 	n := len(sv.order)
 	r := run{layers: make([][]state, n+1), opts: make([][]option, n)}
-	// Allowed options per variant and, for the bound, the best capacity per
-	// core among the variants after each one.
+	// Options per variant: the Pareto set, plus the current configuration
+	// when the Pareto set lacks it (it may be worth keeping for having no
+	// load cost). extra[i] is the index of that extra option, or −1.
+	extra := make([]int, n)
 	for i := 0; i < n; i++ {
-		opts := sv.full[i]
-		if sv.lt[i] > T {
-			opts = nil
-			if sv.cur[i].cores > 0 {
-				opts = []option{sv.cur[i]}
-			}
+		r.opts[i] = sv.full[i]
+		extra[i] = -1
+		if c := sv.cur[i]; c.cores > 0 && !slices.Contains(sv.full[i], c) {
+			r.opts[i] = append(slices.Clip(sv.full[i]), c)
+			extra[i] = len(r.opts[i]) - 1
 		}
-		r.opts[i] = opts
 	}
-	// For the bound: per suffix of variants, the upper envelope of
-	// (cores per unit of load, accuracy) over each variant's best capacity
-	// per core — the LP relaxation of serving the rest of the load.
+	// For the bound: per suffix of variants, the best capacity per core and
+	// the upper envelope of (cores per unit of load, accuracy per unit) —
+	// the LP relaxation of serving the rest of the load.
 	effAfter := make([]float64, n+1)
 	envs := make([][]envPoint, n+1)
 	for i := n - 1; i >= 0; i-- {
-		effAfter[i] = effAfter[i+1]
 		e := 0.0
 		for _, o := range r.opts[i] {
 			e = max(e, float64(o.cap)/float64(o.cores))
 		}
-		effAfter[i] = max(effAfter[i], e)
+		effAfter[i] = max(effAfter[i+1], e)
 		pts := slices.Clone(envs[i+1])
 		if e > 0 {
 			pts = append(pts, envPoint{w: 1 / e, acc: sv.accLam[i]})
@@ -289,83 +307,60 @@ func (s *solver) dp(sv *svc, T float64, beam int) run {
 	inc := sv.inc // best true (served, objective) at ≤ k found so far
 	r.layers[0] = []state{{parent: -1, opt: -1}}
 	B := int32(s.B)
-	if len(s.fenwick) < s.B+2 {
-		s.fenwick = make([]float64, s.B+2)
+	nl := len(sv.levels)
+	W := s.B + 2
+	if len(s.fenwick) < 2*(nl+1)*W {
+		s.fenwick = make([]float64, 2*(nl+1)*W)
 	}
-	fw := s.fenwick[:s.B+2]
+	// Two 2-D Fenwick trees (level × cores, prefix max): f1 over levels ≤ j
+	// holds v − a·L; f2 over levels > j (reversed index) holds
+	// v − a·L − β·lc/maxLT.
+	f1 := s.fenwick[:(nl+1)*W]
+	f2 := s.fenwick[(nl+1)*W : 2*(nl+1)*W]
+	query := func(f []float64, lv, k int) float64 {
+		q := math.Inf(-1)
+		for x := lv + 1; x > 0; x -= x & -x {
+			row := f[x*W : x*W+W]
+			for j := k + 1; j > 0; j -= j & -j {
+				q = max(q, row[j])
+			}
+		}
+		return q
+	}
+	update := func(f []float64, lv, k int, val float64) {
+		for x := lv + 1; x <= nl; x += x & -x {
+			row := f[x*W : x*W+W]
+			for j := k + 1; j < W; j += j & -j {
+				row[j] = max(row[j], val)
+			}
+		}
+	}
 	for i := 0; i < n; i++ {
 		opts := r.opts[i]
+		nPareto := len(sv.full[i])
 		accLam := sv.accLam[i]
 		lt := sv.lt[i]
+		ltLvl := sv.ltLvl[i]
 		curC, curR := int32(sv.curCfgs[i][0]), int32(sv.curCfgs[i][1])
-		prev := r.layers[i]
-		cands := s.cands[:0]
-		for pi := range prev {
-			ps := &prev[pi]
-			cands = append(cands, state{v: ps.v, lc: ps.lc, L: ps.L, k: ps.k, parent: int32(pi), opt: -1})
-			room := sv.lam - ps.L
-			if room <= 0 {
-				continue
-			}
-			for oi := range opts {
-				o := &opts[oi]
-				k := ps.k + o.cores
-				if k > B {
-					break
-				}
-				add := min(o.cap, room)
-				lc := ps.lc
-				if (o.c != curC || o.r != curR) && lt > lc {
-					lc = lt
-				}
-				v := ps.v + accLam*float64(add) - sv.alphaB*float64(o.cores)
-				if add == room {
-					// A complete allocation (the rest off): it is a
-					// feasible incumbent at k cores.
-					if obj := v - sv.betaLT*lc; better(sv.lam, obj, inc[k].L, inc[k].obj) {
-						inc[k] = entry{L: sv.lam, obj: obj}
-					}
-				}
-				cands = append(cands, state{v: v, lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi)})
-				if o.cap >= room {
-					break
-				}
-			}
-		}
-		s.cands = cands
-		// Dominance pruning (see Solve): order by L desc, k asc, u desc and
-		// keep a state only if no kept state with L' ≥ L, k' ≤ k has u' ≥ u.
-		a := 0.0
-		if i+1 < n {
+		last := i == n-1
+		a := 0.0 // accuracy per unit of load of the next variant
+		if !last {
 			a = sv.accLam[i+1]
 		}
-		s.cands = cands
-		slices.SortFunc(cands, func(x, y state) int {
-			if c := cmp.Compare(y.L, x.L); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(x.k, y.k); c != 0 {
-				return c
-			}
-			return cmp.Compare(y.v, x.v)
-		})
-		for j := range fw {
-			fw[j] = math.Inf(-1)
-		}
+		eff := effAfter[i+1]
+		env := envs[i+1]
 		// Incumbents at ≤ k (prefix max) for the bound.
 		for k := 1; k <= s.B; k++ {
 			if better(inc[k-1].L, inc[k-1].obj, inc[k].L, inc[k].obj) {
 				inc[k] = inc[k-1]
 			}
 		}
-		eff := effAfter[i+1]
-		env := envs[i+1]
-		last := i == n-1
-		next := make([]state, 0, len(cands)/2+1)
+		prev := r.layers[i]
+		cands := s.cands[:0]
 		ubs := s.ubs[:0]
-		for ci := range cands {
-			c := &cands[ci]
-			// Bound: no completion beats what is already found.
+		// push bounds a candidate and appends it unless no completion of it
+		// can beat the incumbent at its core count.
+		push := func(c state) {
 			ub := c.v - sv.betaLT*c.lc
 			reach := c.L
 			if !last {
@@ -373,7 +368,7 @@ func (s *solver) dp(sv *svc, T float64, beam int) run {
 				room := float64(sv.lam - c.L)
 				reach += int64(min(room, math.Floor(float64(s.B-int(c.k))*eff+1e-9)))
 				if reach < e.L {
-					continue
+					return
 				}
 				if rr := float64(reach - c.L); rr > 0 {
 					// Serving rr more units costs ≥ rr/eff cores and
@@ -381,38 +376,99 @@ func (s *solver) dp(sv *svc, T float64, beam int) run {
 					ub += rr * (envAt(env, float64(s.B-int(c.k))/rr) - sv.alphaB/eff)
 				}
 				if reach == e.L && ub < e.obj-1e-12 {
-					continue
+					return
 				}
 			}
-			u := c.v - a*float64(c.L)
-			// prefix max over k' ≤ c.k (Fenwick tree, 1-based)
-			q := math.Inf(-1)
-			for j := int(c.k) + 1; j > 0; j -= j & -j {
-				if fw[j] > q {
-					q = fw[j]
-				}
-			}
-			if q >= u {
-				continue
-			}
-			for j := int(c.k) + 1; j < len(fw); j += j & -j {
-				if u > fw[j] {
-					fw[j] = u
-				}
-			}
-			next = append(next, *c)
+			cands = append(cands, c)
 			ubs = append(ubs, float64(reach)*1e6+ub) // beam rank: reach, then bound
 		}
-		s.ubs = ubs
-		if beam > 0 && len(next) > beam {
-			idx := make([]int, len(next))
-			for j := range idx {
-				idx[j] = j
+		for pi := range prev {
+			ps := &prev[pi]
+			push(state{v: ps.v, lc: ps.lc, L: ps.L, k: ps.k, parent: int32(pi), opt: -1, lvl: ps.lvl})
+			room := sv.lam - ps.L
+			if room <= 0 {
+				continue
 			}
-			slices.SortFunc(idx, func(x, y int) int { return cmp.Compare(ubs[y], ubs[x]) })
+			gen := func(oi int) bool {
+				o := &opts[oi]
+				k := ps.k + o.cores
+				if k > B {
+					return false
+				}
+				add := min(o.cap, room)
+				lc, lvl := ps.lc, ps.lvl
+				if (o.c != curC || o.r != curR) && lt > lc {
+					lc, lvl = lt, ltLvl
+				}
+				v := ps.v + accLam*float64(add) - sv.alphaB*float64(o.cores)
+				if add == room {
+					// A complete allocation (the rest off): a feasible
+					// incumbent at k cores.
+					if obj := v - sv.betaLT*lc; better(sv.lam, obj, inc[k].L, inc[k].obj) {
+						inc[k] = entry{L: sv.lam, obj: obj}
+					}
+				}
+				push(state{v: v, lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi), lvl: lvl})
+				return o.cap < room
+			}
+			// Pareto options ascend in cores and capacity: once one covers
+			// the room, larger ones only cost more.
+			for oi := 0; oi < nPareto && gen(oi); oi++ {
+			}
+			if extra[i] >= 0 {
+				gen(extra[i])
+			}
+		}
+		s.cands, s.ubs = cands, ubs
+		// Dominance pruning (see Solve): order by L desc, k asc, value desc
+		// and drop a state when a kept one with L' ≥ L and k' ≤ k has
+		// v' − a·L' ≥ v − a·L + β·max(0, lc' − lc)/maxLT.
+		idx := s.idx[:0]
+		for j := range cands {
+			idx = append(idx, int32(j))
+		}
+		s.idx = idx
+		slices.SortFunc(idx, func(x, y int32) int {
+			cx, cy := &cands[x], &cands[y]
+			if c := cmp.Compare(cy.L, cx.L); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(cx.k, cy.k); c != 0 {
+				return c
+			}
+			return cmp.Compare(cy.v, cx.v)
+		})
+		for j := range s.fenwick[:2*(nl+1)*W] {
+			s.fenwick[j] = math.Inf(-1)
+		}
+		next := make([]state, 0, len(cands)/4+1)
+		nextUB := s.nextUB[:0]
+		for _, ci := range idx {
+			c := &cands[ci]
+			u := c.v - a*float64(c.L)
+			lv, k := int(c.lvl), int(c.k)
+			if query(f1, lv, k) >= u {
+				continue // dominated by a state with no larger load cost
+			}
+			pen := sv.betaLT * c.lc
+			if lv+1 < nl && query(f2, nl-2-lv, k) >= u-pen {
+				continue // dominated by a state with a larger load cost
+			}
+			update(f1, lv, k, u)
+			update(f2, nl-1-lv, k, u-pen)
+			next = append(next, *c)
+			nextUB = append(nextUB, ubs[ci])
+		}
+		s.nextUB = nextUB
+		if beam > 0 && len(next) > beam {
+			order := make([]int, len(next))
+			for j := range order {
+				order[j] = j
+			}
+			slices.SortFunc(order, func(x, y int) int { return cmp.Compare(nextUB[y], nextUB[x]) })
 			kept := make([]state, beam)
 			for j := range kept {
-				kept[j] = next[idx[j]]
+				kept[j] = next[order[j]]
 			}
 			next = kept
 		}
@@ -431,25 +487,6 @@ func (s *solver) solveService(sv *svc) {
 	if sv.lam == 0 || len(sv.order) == 0 {
 		return // nothing to serve: everything off, objective 0
 	}
-	// Thresholds: 0 and every distinct load time, ascending.
-	ts := []float64{0}
-	for _, lt := range sv.lt {
-		ts = append(ts, lt)
-	}
-	slices.Sort(ts)
-	ts = slices.Compact(ts)
-	Tmax := ts[len(ts)-1]
-	record := func(ri int, r run) {
-		last := r.layers[len(r.layers)-1]
-		for idx := range last {
-			st := &last[idx]
-			obj := st.v - sv.betaLT*st.lc
-			e := &sv.table[st.k]
-			if better(st.L, obj, e.L, e.obj) {
-				*e = entry{L: st.L, obj: obj, run: int32(ri), idx: int32(idx)}
-			}
-		}
-	}
 	// Seed the bound with every single-variant allocation that serves λ.
 	for i := range sv.order {
 		for _, o := range sv.full[i] {
@@ -465,62 +502,28 @@ func (s *solver) solveService(sv *svc) {
 			}
 		}
 	}
-	// The all-off allocation (objective 0) is the baseline at every k.
-	// A narrow beam pass first finds a near-optimal allocation cheaply; the
-	// exact runs then prune against it.
-	sv.runs = append(sv.runs, s.dp(sv, Tmax, 32))
-	record(0, sv.runs[0])
-	sv.runs = append(sv.runs, s.dp(sv, Tmax, 0))
-	record(1, sv.runs[1])
-	// Unrestricted bound per k (lexicographic prefix max, charged nothing).
-	bound := make([]entry, s.B+1)
-	{
-		last := sv.runs[1].layers[len(sv.runs[1].layers)-1]
-		for k := range bound {
-			bound[k] = entry{L: 0, obj: 0}
-		}
-		for _, st := range last {
-			b := &bound[st.k]
-			if better(st.L, st.v, b.L, b.obj) {
-				*b = entry{L: st.L, obj: st.v}
+	record := func(ri int) {
+		r := sv.runs[ri]
+		last := r.layers[len(r.layers)-1]
+		for idx := range last {
+			st := &last[idx]
+			obj := st.v - sv.betaLT*st.lc
+			if e := &sv.table[st.k]; better(st.L, obj, e.L, e.obj) {
+				*e = entry{L: st.L, obj: obj, run: int32(ri), idx: int32(idx)}
 			}
 		}
-		for k := 1; k <= s.B; k++ {
-			if better(bound[k-1].L, bound[k-1].obj, bound[k].L, bound[k].obj) {
-				bound[k] = bound[k-1]
-			}
-		}
-	}
-	prefix := func() {
 		for k := 1; k <= s.B; k++ {
 			if better(sv.table[k-1].L, sv.table[k-1].obj, sv.table[k].L, sv.table[k].obj) {
 				sv.table[k] = sv.table[k-1]
 			}
 		}
 	}
-	prefix()
-	if sv.betaLT > 0 {
-		for _, T := range ts[:len(ts)-1] {
-			useful := false
-			from := 0
-			if len(s.p.Services) == 1 {
-				from = s.B // one service: only the full budget matters
-			}
-			for k := from; k <= s.B; k++ {
-				e, b := sv.table[k], bound[k]
-				if b.L > e.L || (b.L == e.L && b.obj-sv.betaLT*T > e.obj) {
-					useful = true
-					break
-				}
-			}
-			if !useful {
-				break
-			}
-			sv.runs = append(sv.runs, s.dp(sv, T, 0))
-			record(len(sv.runs)-1, sv.runs[len(sv.runs)-1])
-			prefix()
-		}
-	}
+	// A narrow beam pass finds a near-optimal allocation cheaply; the exact
+	// pass then prunes against it.
+	sv.runs = append(sv.runs, s.dp(sv, 64))
+	record(0)
+	sv.runs = append(sv.runs, s.dp(sv, 0))
+	record(1)
 }
 
 // choice is the reconstructed option per ordered variant (cores 0 = off).
