@@ -82,6 +82,11 @@ type Config struct {
 	DashboardAddr string `json:"dashboardAddr"`
 	// Journal is the decision journal file; default <run dir>/decisions.jsonl.
 	Journal string `json:"journal"`
+	// ServerCommand and ServerEnv start a variant server (default: this
+	// executable's serve-model subcommand); tests point them at the test
+	// binary.
+	ServerCommand []string `json:"-"`
+	ServerEnv     []string `json:"-"`
 }
 
 // Default returns the demo defaults: a 2-minute replay per run (about five

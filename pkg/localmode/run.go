@@ -165,7 +165,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	}
 	defer serverLog.Close()
 
-	r.backend, err = local.New(local.Config{Output: serverLog, Logger: r.log, WarmUp: 20})
+	r.backend, err = local.New(local.Config{Command: cfg.ServerCommand, Env: cfg.ServerEnv,
+		Output: serverLog, Logger: r.log, WarmUp: 20})
 	if err != nil {
 		return nil, fmt.Errorf("local backend: %w", err)
 	}
