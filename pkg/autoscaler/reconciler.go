@@ -141,12 +141,19 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, pa *asv1alpha1.PodAutosc
 	return nil
 }
 
-func autoscalerConfig(ctx context.Context) *autoscalerconfig.Config {
-	if c := config.FromContext(ctx); c != nil && c.Autoscaler != nil {
-		return c.Autoscaler
+// autoscalerConfig is config-autoscaler from ctx (the generated reconciler
+// puts it there through our config store), else Knative's defaults.
+// config.FromContext panics on a context without it, hence the recover.
+func autoscalerConfig(ctx context.Context) (c *autoscalerconfig.Config) {
+	defer func() {
+		if recover() != nil || c == nil {
+			c, _ = asconfig.NewConfigFromMap(nil)
+		}
+	}()
+	if cfg := config.FromContext(ctx); cfg != nil {
+		return cfg.Autoscaler
 	}
-	c, _ := asconfig.NewConfigFromMap(nil)
-	return c
+	return nil
 }
 
 // Bounds returns the replica bounds of a PA: autoscaling.knative.dev/min-scale
