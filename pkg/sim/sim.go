@@ -284,7 +284,7 @@ func (r *runner) observation(t float64) decider.Observation {
 		alloc := float64(m.cores * len(m.inst))
 		o.CPUUsageCores = min(r.vBusy[m.v]/dt, alloc)
 		if l := r.vLat[m.v]; len(l) > 0 {
-			o.P99Millis = quantile(l, 0.99) * 1000
+			o.P99Millis = selectQuantile(l, 0.99) * 1000
 		}
 		obs.Variants = append(obs.Variants, o)
 	}
@@ -468,7 +468,7 @@ func (r *runner) serve(ta float64) {
 
 func (r *runner) flushWindow() {
 	if len(r.winBuf) > 0 && r.winIdx < len(r.winP99) {
-		r.winP99[r.winIdx] = quantile(r.winBuf, 0.99)
+		r.winP99[r.winIdx] = selectQuantile(r.winBuf, 0.99)
 	}
 	r.winBuf = r.winBuf[:0]
 }

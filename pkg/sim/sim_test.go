@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,8 +144,9 @@ func TestDeterminism(t *testing.T) {
 		t.Fatal("same seed, different output")
 	}
 	cfg.Seed = 2
-	c := run()
-	_ = c
+	if c := run(); bytes.Equal(a, c) {
+		t.Fatal("different seed, same output")
+	}
 }
 
 func BenchmarkCalibrate(b *testing.B) {
@@ -179,5 +181,136 @@ func TestSelectQuantile(t *testing.T) {
 				t.Fatalf("n=%d q=%v: select %v, sort %v", n, q, a, b)
 			}
 		}
+	}
+}
+
+// BenchmarkSimulate measures simulated requests per second of wall time:
+// 600 s at 200 RPS (≈120k requests) through two variants with a decision
+// every 30 s; calibration is done once before the timer.
+func BenchmarkSimulate(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Variants = testVariants()
+	rps := constant(200, 600)
+	cal := NewCalibrator(cfg.SLO.Seconds(), cfg.ServiceCV)
+	plans := []decider.Plan{
+		{Variants: []decider.VariantState{{Name: "resnet50", Cores: 10, Share: 0.55}, {Name: "resnet18", Cores: 10, Share: 0.45}}},
+		{Variants: []decider.VariantState{{Name: "resnet50", Cores: 9, Share: 0.5}, {Name: "resnet18", Cores: 11, Share: 0.5}}},
+	}
+	pol := func() Policy {
+		return Policy{Decider: &fixed{plans: plans}, Interval: 30 * time.Second, FirstDecision: 30 * time.Second,
+			Initial: plans[0].Variants}
+	}
+	if _, err := Run(cfg, rps, pol(), cal); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	n := 0
+	cpu0 := cpuSeconds()
+	for b.Loop() {
+		res, err := Run(cfg, rps, pol(), cal)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += res.Metrics.Requests
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "requests/s")
+	// CPU-time rate: on a shared machine wall time mostly measures waiting.
+	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(n)/cpu, "requests/cpu-s")
+	}
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// TestTransitions checks when a resize takes effect and what it costs:
+// resnet50 10 → 12 cores at t=30 s of a 60 s run at 5 RPS.
+func TestTransitions(t *testing.T) {
+	cal := NewCalibrator(0.75, 0.3)
+	run := func(mode TransitionMode) *Result {
+		cfg := DefaultConfig()
+		cfg.Variants = testVariants()
+		cfg.Transition.Mode = mode
+		dec := &fixed{plans: []decider.Plan{{Variants: []decider.VariantState{{Name: "resnet50", Cores: 12, Share: 1}}}}}
+		pol := Policy{Decider: dec, Interval: time.Hour, FirstDecision: 30 * time.Second,
+			Initial: []decider.VariantState{{Name: "resnet50", Cores: 10, Share: 1}}}
+		res, err := Run(cfg, constant(5, 60), pol, cal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	mean, _ := cal.MeanService(testVariants()[2].Capacity[12], 12)
+	// Restart: ready after ceil(2 s pod start + 6.82 s load + 3 warm-up
+	// requests) = 10 s (1 s probe), old serves until then:
+	// 10 cores × 40 s + 12 cores × 30 s = 760 core-s (+ the old one's drain).
+	ready := math.Ceil(2 + 6.82 + 3*mean)
+	want := map[TransitionMode]float64{
+		TransitionRestart: 10*(30+ready) + 12*30,
+		TransitionInPlace: 10*31 + 12*29, // 1 s resize delay
+		TransitionInstant: 10*30 + 12*30,
+	}
+	for mode, w := range want {
+		res := run(mode)
+		if got := res.Metrics.CoreSeconds; got < w || got > w+2 {
+			t.Errorf("%s: core-seconds %.1f, want %.0f (+≤2 s drain)", mode, got, w)
+		}
+		if res.Metrics.Reconfigurations != 1 {
+			t.Errorf("%s: %d reconfigurations, want 1", mode, res.Metrics.Reconfigurations)
+		}
+		if len(res.Decisions) != 1 || res.Decisions[0].Variants[0].Cores != 12 {
+			t.Errorf("%s: decisions %+v", mode, res.Decisions)
+		}
+	}
+}
+
+// TestOverloadDrops: 3× the capacity fills the queue (1.25 × capacity)
+// and times out the rest; every such request is a violation.
+func TestOverloadDrops(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Variants = testVariants()
+	pol := Policy{Decider: &fixed{plans: []decider.Plan{{}}}, Interval: time.Hour, FirstDecision: 1000 * time.Hour,
+		Initial: []decider.VariantState{{Name: "resnet152", Cores: 4, Share: 1}}}
+	res, err := Run(cfg, constant(45, 120), pol, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Metrics
+	// Capacity 15 RPS: about two thirds must be dropped.
+	if m.Dropped < m.Requests/2 || m.Violations < m.Dropped || m.SLOViolationPct < 50 {
+		t.Fatalf("metrics %+v", m)
+	}
+	if m.P99Ms != cfg.Timeout.Seconds()*1000 {
+		t.Fatalf("P99 %v, want the timeout (drops count as timeouts)", m.P99Ms)
+	}
+}
+
+// TestObservation: deciders see history up to now, the running state, and
+// per-variant RPS / CPU usage / P99 of the last interval.
+func TestObservation(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Variants = testVariants()
+	dec := &fixed{plans: []decider.Plan{{Variants: []decider.VariantState{{Name: "resnet18", Cores: 8, Share: 1}}}}}
+	pol := Policy{Decider: dec, Interval: 30 * time.Second, FirstDecision: 60 * time.Second,
+		Initial: []decider.VariantState{{Name: "resnet18", Cores: 8, Share: 1}}}
+	if _, err := Run(cfg, constant(100, 121), pol, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(dec.obs) != 3 {
+		t.Fatalf("%d decisions, want 3 (60, 90, 120 s)", len(dec.obs))
+	}
+	o := dec.obs[1]
+	if len(o.History) != 90 || len(o.Current) != 1 || o.Current[0].Cores != 8 || len(o.Variants) != 1 {
+		t.Fatalf("observation %+v", o)
+	}
+	v := o.Variants[0]
+	// 100 RPS × ~41 ms mean service ≈ 4.1 busy cores.
+	if math.Abs(v.RPS-100) > 10 || v.CPUUsageCores < 3 || v.CPUUsageCores > 5.5 || v.P99Millis <= 0 || v.P99Millis > 750 {
+		t.Fatalf("variant observation %+v", v)
 	}
 }
