@@ -27,17 +27,34 @@ type dashState struct {
 
 var _ dashboard.Source = (*dashState)(nil)
 
-func newDashState(cfg Config, plan []optimizer.Variant) *dashState {
+func newDashState(cfg Config) *dashState {
 	d := &dashState{accuracy: map[string]float64{}}
 	d.st.Stage = "starting"
 	d.st.SLOMillis = float64(cfg.SLO) / float64(time.Millisecond)
 	d.st.BudgetCores = float64(cfg.Units()*cfg.CoreUnitMilli) / 1000
+	return d
+}
+
+// setPlan sets the variants (most accurate first) once the profile is known.
+func (d *dashState) setPlan(plan []optimizer.Variant) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.names = nil
 	for _, v := range plan {
 		d.accuracy[v.Name] = v.Accuracy
 		d.names = append(d.names, v.Name)
 	}
 	sort.Slice(d.names, func(i, j int) bool { return d.accuracy[d.names[i]] > d.accuracy[d.names[j]] })
-	return d
+	d.st.Variants = nil
+	for _, n := range d.names {
+		d.st.Variants = append(d.st.Variants, dashboard.Variant{Name: n, Accuracy: d.accuracy[n]})
+	}
+}
+
+func (d *dashState) setMessage(m string) {
+	d.mu.Lock()
+	d.st.Message = m
+	d.mu.Unlock()
 }
 
 func (d *dashState) State() dashboard.State {

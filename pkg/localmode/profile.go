@@ -23,6 +23,9 @@ import (
 	"github.com/infadapter/infadapter/pkg/profiler"
 )
 
+// profileModel is the dispatcher's logical model used while profiling.
+const profileModel = "fmnist-profiling"
+
 // profileKey identifies a measured profile: the model files' hashes, the
 // core grid, the SLO and the machine. Any change means re-profiling.
 func (r *runner) profileKey(models map[string]string) (string, error) {
@@ -175,10 +178,12 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 			}
 			// Measured through the dispatcher, which shares the machine
 			// in the real run too: its CPU is part of the cost.
-			if err := r.disp.Model(ModelName).SetRoutes(ctx, []loop.Route{{Variant: name, URL: st[0].URL, Weight: 1}}); err != nil {
+			// A separate logical model keeps the profiling traffic out of
+			// the served model's arrival history (the forecaster's input).
+			if err := r.disp.Model(profileModel).SetRoutes(ctx, []loop.Route{{Variant: name, URL: st[0].URL, Weight: 1}}); err != nil {
 				return profile.Profile{}, fmt.Errorf("routing to %s: %w", name, err)
 			}
-			res, err := pr.Capacity(ctx, profiler.Target{URL: r.dispURL, Model: ModelName}, fmt.Sprintf("%s @ %d m", name, u*r.cfg.CoreUnitMilli))
+			res, err := pr.Capacity(ctx, profiler.Target{URL: r.dispURL, Model: profileModel}, fmt.Sprintf("%s @ %d m", name, u*r.cfg.CoreUnitMilli))
 			if err != nil {
 				return profile.Profile{}, fmt.Errorf("profiling %s: %w", name, err)
 			}
@@ -193,6 +198,9 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 		}
 		r.info("  %s: accuracy %.2f%%, capacity %v", name, 100*acc, v.Capacity)
 		p.Variants = append(p.Variants, v)
+	}
+	if err := r.disp.RemoveModel(profileModel); err != nil {
+		r.log.Warn("removing the profiling model", "err", err)
 	}
 	return p, nil
 }

@@ -206,25 +206,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	defer shutdown(dsrv)
 	r.dispURL = "http://" + dl.Addr().String()
 
-	prof, src, err := r.loadProfile(ctx, models)
-	if err != nil {
-		return nil, err
-	}
-	r.prof = prof
-	r.plan = planVariants(prof, cfg.Units())
-	r.accuracy = map[string]float64{}
-	for _, v := range r.plan {
-		r.accuracy[v.Name] = v.Accuracy
-	}
-	tr, info, err := r.buildTrace()
-	if err != nil {
-		return nil, err
-	}
-	sum := &Summary{Config: cfg, Enforcement: enf.String(), ProfileSource: src, Profile: prof, Trace: info, RunDir: runDir}
-
 	// Dashboard.
-	r.dash = newDashState(cfg, r.plan)
+	r.dash = newDashState(cfg)
+	r.dash.setStage("profiling")
 	journals := &journalSwitch{}
+	dashURL := ""
 	if cfg.DashboardAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/", dashboard.Handler(r.dash, journals))
@@ -240,9 +226,28 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 		hsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hsrv.Serve(ln) }()
 		defer shutdown(hsrv)
-		sum.Dashboard = "http://" + ln.Addr().String() + "/"
-		r.info("dashboard: %s", sum.Dashboard)
+		dashURL = "http://" + ln.Addr().String() + "/"
+		r.info("dashboard: %s", dashURL)
 	}
+
+	prof, src, err := r.loadProfile(ctx, models)
+	if err != nil {
+		return nil, err
+	}
+	r.prof = prof
+	r.plan = planVariants(prof, cfg.Units())
+	r.accuracy = map[string]float64{}
+	for _, v := range r.plan {
+		r.accuracy[v.Name] = v.Accuracy
+	}
+	tr, info, err := r.buildTrace()
+	if err != nil {
+		return nil, err
+	}
+	r.dash.setPlan(r.plan)
+	r.dash.setMessage(fmt.Sprintf("trace %s · CPU enforcement %s · profile %s · decisions every %v, forecast horizon %v",
+		info.Name, enf.Mode, src, cfg.EffectiveInterval(), 2*cfg.EffectiveInterval()))
+	sum := &Summary{Config: cfg, Enforcement: enf.String(), ProfileSource: src, Profile: prof, Trace: info, RunDir: runDir, Dashboard: dashURL}
 
 	journalPath := cfg.Journal
 	if journalPath == "" {
