@@ -101,7 +101,8 @@ func newBackend(spec Backend, cfg Config) *backend {
 		Proxy:                 nil, // loopback/cluster backends: never via HTTP_PROXY
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerBackend,
+		MaxIdleConnsPerHost:   cfg.MaxConnsPerBackend,
+		MaxConnsPerHost:       cfg.MaxConnsPerBackend,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 0, // bounded by the request context instead
 		ExpectContinueTimeout: 0,
@@ -112,7 +113,7 @@ func newBackend(spec Backend, cfg Config) *backend {
 	}
 	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{})}
 	if u.Scheme == "http" && !useStdTransport {
-		b.pool = newConnPool(u.Host, dialer, cfg.MaxIdleConnsPerBackend)
+		b.pool = newConnPool(u.Host, dialer, cfg.MaxConnsPerBackend)
 	}
 	b.healthy.Store(true)
 	return b
@@ -181,6 +182,9 @@ func (b *backend) markDrained() {
 	case <-b.drained:
 	default:
 		close(b.drained)
+		if b.pool != nil {
+			b.pool.closed.Store(true)
+		}
 		b.closeIdle()
 	}
 }

@@ -43,8 +43,11 @@ type Config struct {
 	EjectBase  time.Duration `json:"ejectBase,omitempty"`
 	EjectMax   time.Duration `json:"ejectMax,omitempty"`
 
-	// MaxIdleConnsPerBackend sizes each backend's keep-alive pool. Default 256.
-	MaxIdleConnsPerBackend int `json:"maxIdleConnsPerBackend,omitempty"`
+	// MaxConnsPerBackend caps the connections (in use + idle keep-alive)
+	// to one backend; requests beyond it wait for a free connection,
+	// bounded by their timeout, rather than opening more sockets. Default
+	// 256, far above the parallelism of a CPU model server.
+	MaxConnsPerBackend int `json:"maxConnsPerBackend,omitempty"`
 	// DialTimeout bounds connecting to a backend. Default 1 s.
 	DialTimeout time.Duration `json:"dialTimeout,omitempty"`
 	// HistorySeconds is how many seconds of per-second arrival counts each
@@ -60,19 +63,19 @@ type Config struct {
 // validation on, health checks every 1 s, ejection after 3 failures.
 func Default() Config {
 	return Config{
-		TimeoutSLOMultiple:     4,
-		MaxBodyBytes:           8 << 20,
-		ValidateJSON:           true,
-		HealthInterval:         time.Second,
-		HealthTimeout:          time.Second,
-		UnhealthyThreshold:     2,
-		HealthyThreshold:       1,
-		EjectAfter:             3,
-		EjectBase:              time.Second,
-		EjectMax:               30 * time.Second,
-		MaxIdleConnsPerBackend: 256,
-		DialTimeout:            time.Second,
-		HistorySeconds:         3600,
+		TimeoutSLOMultiple: 4,
+		MaxBodyBytes:       8 << 20,
+		ValidateJSON:       true,
+		HealthInterval:     time.Second,
+		HealthTimeout:      time.Second,
+		UnhealthyThreshold: 2,
+		HealthyThreshold:   1,
+		EjectAfter:         3,
+		EjectBase:          time.Second,
+		EjectMax:           30 * time.Second,
+		MaxConnsPerBackend: 256,
+		DialTimeout:        time.Second,
+		HistorySeconds:     3600,
 	}
 }
 
@@ -103,8 +106,8 @@ func (c Config) WithDefaults() Config {
 	if c.EjectMax == 0 {
 		c.EjectMax = d.EjectMax
 	}
-	if c.MaxIdleConnsPerBackend == 0 {
-		c.MaxIdleConnsPerBackend = d.MaxIdleConnsPerBackend
+	if c.MaxConnsPerBackend == 0 {
+		c.MaxConnsPerBackend = d.MaxConnsPerBackend
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = d.DialTimeout
@@ -160,8 +163,8 @@ func (c Config) Validate() error {
 	if c.EjectBase <= 0 || c.EjectMax < c.EjectBase {
 		bad("need 0 < ejectBase <= ejectMax, got %v and %v", c.EjectBase, c.EjectMax)
 	}
-	if c.MaxIdleConnsPerBackend < 1 {
-		bad("maxIdleConnsPerBackend must be >= 1, got %d", c.MaxIdleConnsPerBackend)
+	if c.MaxConnsPerBackend < 1 {
+		bad("maxConnsPerBackend must be >= 1, got %d", c.MaxConnsPerBackend)
 	}
 	if c.DialTimeout <= 0 {
 		bad("dialTimeout must be > 0, got %v", c.DialTimeout)

@@ -526,14 +526,14 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *http.Request, m *model, r
 			b.release()
 			return
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			outcome, status := OutcomeTimeout, http.StatusGatewayTimeout
 			if r.Context().Err() != nil {
 				outcome, status = OutcomeCanceled, 499
 			}
 			b.requests[outcome].Inc()
 			b.release()
-			oip.WriteError(w, status, fmt.Sprintf("%s: %v", b.spec.Variant, ctx.Err()))
+			oip.WriteError(w, status, fmt.Sprintf("%s: no answer within %v: %v", b.spec.Variant, d.timeout, err))
 			return
 		}
 		if b.fail(d.clock.Now(), d.cfg) {

@@ -30,23 +30,23 @@ type File struct {
 	Listen      string `json:"listen"`
 	AdminListen string `json:"adminListen"`
 
-	SLO                    string   `json:"slo"`
-	RequestTimeout         string   `json:"requestTimeout"`
-	TimeoutSLOMultiple     float64  `json:"timeoutSLOMultiple"`
-	Shed                   bool     `json:"shed"`
-	MaxBodyBytes           int64    `json:"maxBodyBytes"`
-	ValidateJSON           *bool    `json:"validateJSON"`
-	HealthInterval         string   `json:"healthInterval"`
-	HealthTimeout          string   `json:"healthTimeout"`
-	UnhealthyThreshold     int      `json:"unhealthyThreshold"`
-	HealthyThreshold       int      `json:"healthyThreshold"`
-	EjectAfter             int      `json:"ejectAfter"`
-	EjectBase              string   `json:"ejectBase"`
-	EjectMax               string   `json:"ejectMax"`
-	MaxIdleConnsPerBackend int      `json:"maxIdleConnsPerBackend"`
-	DialTimeout            string   `json:"dialTimeout"`
-	HistorySeconds         int      `json:"historySeconds"`
-	Models                 Backends `json:"models"`
+	SLO                string   `json:"slo"`
+	RequestTimeout     string   `json:"requestTimeout"`
+	TimeoutSLOMultiple float64  `json:"timeoutSLOMultiple"`
+	Shed               bool     `json:"shed"`
+	MaxBodyBytes       int64    `json:"maxBodyBytes"`
+	ValidateJSON       *bool    `json:"validateJSON"`
+	HealthInterval     string   `json:"healthInterval"`
+	HealthTimeout      string   `json:"healthTimeout"`
+	UnhealthyThreshold int      `json:"unhealthyThreshold"`
+	HealthyThreshold   int      `json:"healthyThreshold"`
+	EjectAfter         int      `json:"ejectAfter"`
+	EjectBase          string   `json:"ejectBase"`
+	EjectMax           string   `json:"ejectMax"`
+	MaxConnsPerBackend int      `json:"maxConnsPerBackend"`
+	DialTimeout        string   `json:"dialTimeout"`
+	HistorySeconds     int      `json:"historySeconds"`
+	Models             Backends `json:"models"`
 }
 
 // Backends maps a logical model to its backends.
@@ -108,7 +108,7 @@ func (f File) Config() (Config, error) {
 	setIf(f.UnhealthyThreshold, &c.UnhealthyThreshold)
 	setIf(f.HealthyThreshold, &c.HealthyThreshold)
 	setIf(f.EjectAfter, &c.EjectAfter)
-	setIf(f.MaxIdleConnsPerBackend, &c.MaxIdleConnsPerBackend)
+	setIf(f.MaxConnsPerBackend, &c.MaxConnsPerBackend)
 	setIf(f.HistorySeconds, &c.HistorySeconds)
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)

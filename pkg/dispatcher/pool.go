@@ -9,7 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,13 +21,15 @@ import (
 // proxied request, which is most of a proxy's added latency. https
 // backends use http.Transport.
 type connPool struct {
-	host    string // host:port, also the Host header
-	dialer  *net.Dialer
-	maxIdle int
-
-	mu     sync.Mutex
-	idle   []*pconn
-	closed bool
+	host   string // host:port, also the Host header
+	dialer *net.Dialer
+	// slots holds one token per open connection (in use or idle): at most
+	// cap(slots) connections, so an overload queues here, bounded by the
+	// request's context, instead of opening thousands of sockets to a
+	// backend (and exhausting ephemeral ports in TIME_WAIT).
+	slots  chan struct{}
+	idle   chan *pconn // FIFO of idle connections, cap == cap(slots)
+	closed atomic.Bool
 }
 
 type pconn struct {
@@ -36,41 +38,63 @@ type pconn struct {
 	bw *bufio.Writer
 }
 
-func newConnPool(host string, dialer *net.Dialer, maxIdle int) *connPool {
-	return &connPool{host: host, dialer: dialer, maxIdle: maxIdle}
+func newConnPool(host string, dialer *net.Dialer, maxConns int) *connPool {
+	return &connPool{host: host, dialer: dialer, slots: make(chan struct{}, maxConns), idle: make(chan *pconn, maxConns)}
 }
 
-func (p *connPool) get() *pconn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.idle); n > 0 {
-		pc := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		return pc
+// get returns an idle connection (reused = true) or dials a new one when
+// fewer than maxConns are open; otherwise it waits for either until ctx ends.
+func (p *connPool) get(ctx context.Context) (pc *pconn, reused bool, err error) {
+	select {
+	case pc := <-p.idle:
+		return pc, true, nil
+	default:
 	}
-	return nil
+	select {
+	case pc := <-p.idle:
+		return pc, true, nil
+	case p.slots <- struct{}{}:
+		pc, err := p.dial(ctx)
+		if err != nil {
+			<-p.slots
+			return nil, false, err
+		}
+		return pc, false, nil
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("waiting for a connection to %s (%d open): %w", p.host, cap(p.slots), ctx.Err())
+	}
 }
 
+// put returns a healthy connection for reuse.
 func (p *connPool) put(pc *pconn) {
 	_ = pc.c.SetDeadline(time.Time{})
-	p.mu.Lock()
-	if !p.closed && len(p.idle) < p.maxIdle {
-		p.idle = append(p.idle, pc)
-		p.mu.Unlock()
+	if p.closed.Load() {
+		p.discard(pc)
 		return
 	}
-	p.mu.Unlock()
-	pc.c.Close()
+	select {
+	case p.idle <- pc:
+	default: // cannot happen: idle has a slot per connection
+		p.discard(pc)
+	}
 }
 
-// closeIdle closes idle connections; open ones close when their response ends.
+// discard closes a connection and frees its slot.
+func (p *connPool) discard(pc *pconn) {
+	pc.c.Close()
+	<-p.slots
+}
+
+// closeIdle closes idle connections and, once closed is set (the backend
+// was removed), every connection as it is released.
 func (p *connPool) closeIdle() {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
-	p.mu.Unlock()
-	for _, pc := range idle {
-		pc.c.Close()
+	for {
+		select {
+		case pc := <-p.idle:
+			p.discard(pc)
+		default:
+			return
+		}
 	}
 }
 
@@ -94,13 +118,9 @@ var errStale = errors.New("stale keep-alive connection")
 // closed. ctx bounds the whole exchange including reading the body.
 func (p *connPool) roundTrip(ctx context.Context, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		pc, reused := p.get(), true
-		if pc == nil {
-			var err error
-			if pc, err = p.dial(ctx); err != nil {
-				return nil, err
-			}
-			reused = false
+		pc, reused, err := p.get(ctx)
+		if err != nil {
+			return nil, err
 		}
 		resp, err := p.exchange(ctx, pc, reused, method, pathQuery, hdr, body)
 		if errors.Is(err, errStale) && attempt == 0 {
@@ -119,9 +139,15 @@ func (p *connPool) exchange(ctx context.Context, pc *pconn, reused bool, method,
 	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error, stale bool) (*http.Response, error) {
 		stop()
-		pc.c.Close()
+		p.discard(pc)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		// The socket deadline (set from ctx's) may fire a moment before
+		// ctx's own timer: report it as the context's deadline all the same.
+		var ne net.Error
+		if dl, ok := ctx.Deadline(); ok && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(dl) {
+			return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 		}
 		if stale && reused {
 			return nil, fmt.Errorf("%w: %v", errStale, err)
@@ -210,7 +236,7 @@ func (b *pooledBody) Close() error {
 	if b.reuse && b.eof && stopped && err == nil {
 		b.pool.put(b.pc)
 	} else {
-		b.pc.c.Close()
+		b.pool.discard(b.pc)
 	}
 	return err
 }

@@ -135,3 +135,40 @@ func TestPoolClientCancel(t *testing.T) {
 		t.Errorf("request after a cancel: %d", code)
 	}
 }
+
+// TestPoolMaxConns: with MaxConnsPerBackend 2, ten concurrent requests
+// reach the backend at most two at a time, and all succeed.
+func TestPoolMaxConns(t *testing.T) {
+	var cur, peak atomic.Int64
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		defer cur.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	t.Cleanup(be.Close)
+	cfg := noHealth()
+	cfg.MaxConnsPerBackend = 2
+	d, srv := newTestDispatcher(t, cfg)
+	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: be.URL, Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan int, 10)
+	for range 10 {
+		go func() { code, _ := infer(t, srv.Client(), srv.URL, "m"); codes <- code }()
+	}
+	for range 10 {
+		if c := <-codes; c != 200 {
+			t.Errorf("status %d", c)
+		}
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("backend saw %d concurrent requests, cap is 2", p)
+	}
+}
