@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/infadapter/infadapter/pkg/profile"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -167,5 +168,63 @@ func TestPercents(t *testing.T) {
 		if len(got) > 0 && sum != 0 && sum != 100 {
 			t.Errorf("Percents(%v) sums to %d", tc.in, sum)
 		}
+	}
+}
+
+// TestSampleFamilyParses checks config/samples/resnet-family.yaml the way
+// the controller reads it: profile ConfigMap, graph annotations, variants.
+func TestSampleFamilyParses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "resnet-family.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base *profile.Profile
+	var fc FamilyConfig
+	var specs []VariantSpec
+	graphs := 0
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var obj struct {
+			Kind     string
+			Metadata struct {
+				Name        string
+				Annotations map[string]string
+			}
+			Data map[string]string
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		switch obj.Kind {
+		case "ConfigMap":
+			p, err := profile.Parse([]byte(obj.Data["profile.yaml"]), "sample")
+			if err != nil {
+				t.Fatal(err)
+			}
+			base = &p
+		case "InferenceGraph":
+			graphs++
+			if fc, err = ParseFamilyConfig("sample graph", obj.Metadata.Annotations, DefaultFamilyConfig()); err != nil {
+				t.Fatal(err)
+			}
+		case "InferenceService":
+			if obj.Metadata.Annotations["autoscaling.knative.dev/class"] != Class {
+				t.Errorf("%s: class %q", obj.Metadata.Name, obj.Metadata.Annotations["autoscaling.knative.dev/class"])
+			}
+			s, err := ParseVariantSpec("sample "+obj.Metadata.Name, obj.Metadata.Annotations, obj.Metadata.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			specs = append(specs, s)
+		}
+	}
+	if graphs != 1 || len(specs) < 3 || base == nil {
+		t.Fatalf("graphs %d variants %d profile %v; want 1, ≥3, a profile", graphs, len(specs), base != nil)
+	}
+	p, err := BuildProfile("resnet", fc, specs, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewInfAdapterDecider(fc, p); err != nil {
+		t.Fatal(err)
 	}
 }

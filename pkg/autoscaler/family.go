@@ -142,7 +142,7 @@ func ParseCapacity(s string) ([]profile.Point, error) {
 func BuildProfile(family string, cfg FamilyConfig, specs []VariantSpec, base *profile.Profile) (profile.Profile, error) {
 	p := profile.Profile{Name: family, SLOMillis: float64(cfg.SLO) / float64(time.Millisecond), Source: "annotations"}
 	if base != nil {
-		p.Rule, p.Coefficient, p.Source = base.Rule, base.Coefficient, base.Source
+		p.Rule, p.Coefficient, p.Source, p.FitCores = base.Rule, base.Coefficient, base.Source, base.FitCores
 	}
 	var errs []error
 	sorted := append([]VariantSpec(nil), specs...)
