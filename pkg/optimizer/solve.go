@@ -144,6 +144,8 @@ type solver struct {
 	ubs      []float64
 	nextUB   []float64
 	idx      []int32
+	tmp      []int32
+	cnt      []int32
 	fenwick  []float64
 	capScale []int64
 }
@@ -423,21 +425,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 		// Dominance pruning (see Solve): order by L desc, k asc, value desc
 		// and drop a state when a kept one with L' ≥ L and k' ≤ k has
 		// v' − a·L' ≥ v − a·L + β·max(0, lc' − lc)/maxLT.
-		idx := s.idx[:0]
-		for j := range cands {
-			idx = append(idx, int32(j))
-		}
-		s.idx = idx
-		slices.SortFunc(idx, func(x, y int32) int {
-			cx, cy := &cands[x], &cands[y]
-			if c := cmp.Compare(cy.L, cx.L); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(cx.k, cy.k); c != 0 {
-				return c
-			}
-			return cmp.Compare(cy.v, cx.v)
-		})
+		idx := s.order(cands, sv.lam)
 		for j := range s.fenwick[:2*(nl+1)*W] {
 			s.fenwick[j] = math.Inf(-1)
 		}
@@ -518,12 +506,18 @@ func (s *solver) solveService(sv *svc) {
 			}
 		}
 	}
-	// A narrow beam pass finds a near-optimal allocation cheaply; the exact
-	// pass then prunes against it.
-	sv.runs = append(sv.runs, s.dp(sv, 64))
-	record(0)
+	// On larger problems a narrow beam pass first finds a near-optimal
+	// allocation cheaply; the exact pass then prunes against it.
+	nopts := 0
+	for _, o := range sv.full {
+		nopts += len(o)
+	}
+	if nopts > 200 {
+		sv.runs = append(sv.runs, s.dp(sv, 64))
+		record(len(sv.runs) - 1)
+	}
 	sv.runs = append(sv.runs, s.dp(sv, 0))
-	record(1)
+	record(len(sv.runs) - 1)
 }
 
 // choice is the reconstructed option per ordered variant (cores 0 = off).
@@ -725,4 +719,63 @@ func envAt(h []envPoint, t float64) float64 {
 		}
 	}
 	return h[len(h)-1].acc
+}
+
+// order returns candidate indices by covered load descending, then cores
+// ascending (value order within ties does not matter for correctness).
+// Two stable counting-sort passes when the load range is small compared to
+// the number of candidates, else a comparison sort.
+func (s *solver) order(cands []state, lam int64) []int32 {
+	n := len(cands)
+	idx := slices.Grow(s.idx[:0], n)[:n]
+	s.idx = idx
+	if lam > int64(8*n+4096) {
+		for j := range idx {
+			idx[j] = int32(j)
+		}
+		slices.SortFunc(idx, func(x, y int32) int {
+			cx, cy := &cands[x], &cands[y]
+			if c := cmp.Compare(cy.L, cx.L); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(cx.k, cy.k); c != 0 {
+				return c
+			}
+			return cmp.Compare(cy.v, cx.v)
+		})
+		return idx
+	}
+	tmp := slices.Grow(s.tmp[:0], n)[:n]
+	s.tmp = tmp
+	nb := max(s.B+1, int(lam)+1) + 1
+	cnt := slices.Grow(s.cnt[:0], nb)[:nb]
+	s.cnt = cnt
+	// pass 1: by k ascending into tmp
+	clear(cnt[:s.B+2])
+	for j := range cands {
+		cnt[cands[j].k+1]++
+	}
+	for b := 1; b < s.B+2; b++ {
+		cnt[b] += cnt[b-1]
+	}
+	for j := range cands {
+		k := cands[j].k
+		tmp[cnt[k]] = int32(j)
+		cnt[k]++
+	}
+	// pass 2: stable by L descending into idx (bucket lam−L)
+	m := int(lam) + 2
+	clear(cnt[:m])
+	for j := range cands {
+		cnt[lam-cands[j].L+1]++
+	}
+	for b := 1; b < m; b++ {
+		cnt[b] += cnt[b-1]
+	}
+	for _, j := range tmp {
+		b := lam - cands[j].L
+		idx[cnt[b]] = j
+		cnt[b]++
+	}
+	return idx
 }
