@@ -33,34 +33,46 @@ import (
 //     acc·(new covered − old covered)/λ − α·cores/B depends only on the
 //     covered load before it and its own option. That makes a dynamic
 //     programme over the state (cores used k, covered load L ≤ λ) exact.
-//  2. Options. Within one run a variant's options matter only through
-//     (total cores, capacity); the greedy value and the covered load never
-//     decrease when a capacity grows. So for each total core count only the
+//  2. Options. A variant's options matter only through (total cores,
+//     capacity) and whether they equal its current configuration; the
+//     greedy value and the covered load never decrease when a capacity
+//     grows. So for each total core count only the
 //     best capacity over all (c, r) with r·c = total is kept, and totals that
-//     do not beat the capacity of a smaller total are dropped (Pareto set).
-//  3. Dominance. Between layers, state A=(k_A, L_A, v_A) dominates
-//     B=(k_B, L_B, v_B) when k_A ≤ k_B, L_A ≥ L_B and
-//     v_A − a·L_A ≥ v_B − a·L_B, where a = acc_next/λ is the accuracy per
-//     RPS of the most accurate variant still to come. Any completion of B
-//     applied to A uses no more cores, covers at least as much load, and
-//     loses at most a·(L_A − L_B) of accuracy (the units B still had to cover
-//     between L_B and L_A are worth at most a each; every other unit is
-//     covered in A by the same or a more accurate variant). Dropping
-//     dominated states therefore never loses the optimum.
-//  4. Loading cost. LC takes one of at most N+1 values: 0 or some variant's
-//     load time. For each threshold T among them, the run "LC ≤ T" lets a
-//     variant with load time > T only stay as it is or switch off, and
-//     charges β·T/maxLoadTime. Every allocation is feasible in the run for
-//     its own LC, where the charge is exact; every run's allocation has true
-//     LC ≤ T, so its true objective is at least what the run charged. Hence
-//     the best true objective over the runs is the optimum. Runs are done
-//     unrestricted first, then T ascending, and stop once even the
-//     unrestricted values minus β·T/maxLoadTime cannot beat what is found
-//     (true objectives of found allocations are tracked per core count).
-//  5. Services. Each service's runs give the best (served, objective) for
+//     do not beat the capacity of a smaller total are dropped (Pareto set);
+//     the current configuration is always kept as an extra option, since
+//     keeping it costs no load time.
+//  3. Dominance. Let a = acc_next/λ be the accuracy per RPS of the most
+//     accurate variant still to come and pen(lc) = β·lc/maxLoadTime. Between
+//     layers, state A = (k_A, L_A, v_A, lc_A) dominates B when k_A ≤ k_B,
+//     L_A ≥ L_B and v_A − a·L_A ≥ v_B − a·L_B + max(0, pen(lc_A) − pen(lc_B)).
+//     Any completion of B applied to A uses no more cores, covers at least
+//     as much load, loses at most a·(L_A − L_B) of accuracy (the units B
+//     still had to cover between L_B and L_A are worth at most a each; every
+//     other unit is covered in A by the same or a more accurate variant),
+//     and its final load cost max(lc, lc_completion) exceeds B's by at most
+//     max(0, pen(lc_A) − pen(lc_B)). So dropping B never loses the optimum.
+//     The check is two prefix-max queries over (load-cost level, cores):
+//     one among kept states with lc' ≤ lc on v − a·L, one among lc' > lc on
+//     v − a·L − pen(lc). LC takes at most N+1 values (0 or a load time), so
+//     the true LC is tracked exactly in one pass.
+//  4. Bounds. A state is also dropped when no completion can beat the best
+//     complete allocation already seen with no more cores: the covered load
+//     it can still reach is limited by the remaining cores times the best
+//     remaining capacity per core, and the value of serving r more RPS is at
+//     most r times the upper concave envelope of (cores per RPS, accuracy)
+//     over the remaining variants at r's average core allowance (the LP
+//     relaxation), minus the cheapest core cost. On larger problems a beam
+//     pass (the 64 best states per layer) first finds good incumbents.
+//     Bounds only remove states whose every completion is strictly worse
+//     than a real allocation, so exactness is kept.
+//  5. Services. Each service's pass gives the best (served, objective) for
 //     every core count k ≤ B; lexicographic pairs add, so a max-plus knapsack
 //     over these tables (only at the core counts where a table improves) is
 //     exact for the joint problem, maximising the sum of objectives.
+//
+// The property test TestBruteForce checks all of this against exhaustive
+// enumeration on thousands of random small instances (replicas, several
+// services, load costs, non-monotone capacities, infeasible loads).
 //
 // # Units and resolution
 //
