@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
 )
 
 // Backend is one instance of one variant of a logical model.
@@ -72,7 +74,7 @@ type backend struct {
 	spec      Backend
 	base      string          // scheme://host, no trailing slash
 	transport *http.Transport // health checks, and requests to https backends
-	pool      *connPool       // requests to http backends
+	pool      *h1.Pool        // requests to http backends
 
 	inFlight    atomic.Int64
 	healthy     atomic.Bool
@@ -113,7 +115,7 @@ func newBackend(spec Backend, cfg Config) *backend {
 	}
 	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{})}
 	if u.Scheme == "http" && !useStdTransport {
-		b.pool = newConnPool(u.Host, dialer, cfg.MaxConnsPerBackend)
+		b.pool = h1.NewPool(u.Host, dialer, cfg.MaxConnsPerBackend)
 	}
 	b.healthy.Store(true)
 	return b
@@ -182,10 +184,10 @@ func (b *backend) markDrained() {
 	case <-b.drained:
 	default:
 		close(b.drained)
+		b.transport.CloseIdleConnections()
 		if b.pool != nil {
-			b.pool.closed.Store(true)
+			b.pool.Close()
 		}
-		b.closeIdle()
 	}
 }
 
@@ -201,10 +203,10 @@ func (b *backend) remove() {
 func (b *backend) closeIdle() {
 	b.transport.CloseIdleConnections()
 	if b.pool != nil {
-		b.pool.closeIdle()
+		b.pool.CloseIdle()
 	}
 }
 
 // useStdTransport sends every request through http.Transport instead of
-// connPool (for the A/B benchmark in bench_test.go).
+// h1.Pool (for the A/B benchmark in bench_test.go).
 var useStdTransport = false

@@ -72,7 +72,7 @@ func runClients(b *testing.B, url string) {
 }
 
 // BenchmarkProxyStdTransport is BenchmarkProxy with requests sent through
-// net/http's Transport instead of connPool (the A/B for pool.go).
+// net/http's Transport instead of h1.Pool (the A/B for package h1).
 func BenchmarkProxyStdTransport(b *testing.B) {
 	useStdTransport = true
 	defer func() { useStdTransport = false }()

@@ -612,7 +612,7 @@ func (d *Dispatcher) roundTrip(ctx context.Context, r *http.Request, b *backend,
 		hdr.Set("X-Forwarded-For", ip)
 	}
 	if b.pool != nil {
-		return b.pool.roundTrip(ctx, r.Method, path, hdr, body)
+		return b.pool.RoundTrip(ctx, r.Method, path, hdr, body)
 	}
 	var rd io.Reader
 	if body != nil {

@@ -18,6 +18,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
 	"github.com/infadapter/infadapter/pkg/oip"
 	"github.com/infadapter/infadapter/pkg/trace"
 )
@@ -162,6 +163,8 @@ type Runner struct {
 	clock  clock.Clock
 	client *http.Client
 	url    string
+	pool   *h1.Pool // plain-http targets: cheaper per request than client
+	path   string
 	// Progress, when set, is called after each answer with (done, total).
 	Progress func(done, total int)
 }
@@ -191,7 +194,12 @@ func NewRunner(cfg Config, src Source, opts ...Option) (*Runner, error) {
 		DisableCompression:  true,
 	}
 	r := &Runner{cfg: cfg, src: src, clock: clock.RealClock{}, client: &http.Client{Transport: tr},
-		url: strings.TrimSuffix(cfg.Target, "/") + cfg.Protocol.Path(cfg.Model)}
+		url: strings.TrimSuffix(cfg.Target, "/") + cfg.Protocol.Path(cfg.Model), path: cfg.Protocol.Path(cfg.Model)}
+	if u, _ := url.Parse(cfg.Target); u.Scheme == "http" && (u.Path == "" || u.Path == "/") {
+		// The generator must be cheaper than what it measures: h1 writes
+		// and reads on the sending goroutine (see pkg/dispatcher/h1).
+		r.pool = h1.NewPool(u.Host, &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}, cfg.MaxInFlight)
+	}
 	for _, o := range opts {
 		o(r)
 	}
@@ -199,7 +207,12 @@ func NewRunner(cfg Config, src Source, opts ...Option) (*Runner, error) {
 }
 
 // Close releases idle connections.
-func (r *Runner) Close() { r.client.CloseIdleConnections() }
+func (r *Runner) Close() {
+	r.client.CloseIdleConnections()
+	if r.pool != nil {
+		r.pool.Close()
+	}
+}
 
 // Run replays schedule (requests per second, one entry per second) and
 // returns the report. Canceling ctx stops sending; answers already due are
@@ -284,13 +297,20 @@ func (r *Runner) send(start time.Time, intended time.Duration, s Sample) Result 
 	deadline := start.Add(intended + r.cfg.Timeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(s.Body))
-	if err != nil {
-		res.Err = ErrConn
-		return res
+	var resp *http.Response
+	var err error
+	if r.pool != nil {
+		resp, err = r.pool.RoundTrip(ctx, http.MethodPost, r.path, jsonHeader, s.Body)
+	} else {
+		var req *http.Request
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(s.Body))
+		if err != nil {
+			res.Err = ErrConn
+			return res
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = r.client.Do(req)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.client.Do(req)
 	var body []byte
 	if err == nil {
 		body, err = io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxBodyBytes))
@@ -326,6 +346,8 @@ func (r *Runner) send(start time.Time, intended time.Duration, s Sample) Result 
 	res.Pred = pred
 	return res
 }
+
+var jsonHeader = http.Header{"Content-Type": {"application/json"}}
 
 func (r *Runner) prediction(body []byte) (int, error) {
 	if r.cfg.Protocol == ProtocolTF {

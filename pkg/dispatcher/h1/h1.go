@@ -1,4 +1,4 @@
-package dispatcher
+package h1
 
 import (
 	"bufio"
@@ -13,14 +13,14 @@ import (
 	"time"
 )
 
-// connPool is a minimal HTTP/1.1 keep-alive client for one plain-http
-// backend. Unlike http.Transport, which hands every request to a per-
+// Pool is a minimal HTTP/1.1 keep-alive client for one plain-http
+// server (a dispatcher backend, or the load generator's target). Unlike http.Transport, which hands every request to a per-
 // connection write goroutine and every response to a read goroutine, it
 // writes the request and reads the response head on the calling goroutine:
 // two fewer goroutine hand-offs (thread wake-ups on a busy machine) per
 // proxied request, which is most of a proxy's added latency. https
 // backends use http.Transport.
-type connPool struct {
+type Pool struct {
 	host   string // host:port, also the Host header
 	dialer *net.Dialer
 	// slots holds one token per open connection (in use or idle): at most
@@ -32,19 +32,27 @@ type connPool struct {
 	closed atomic.Bool
 }
 
+// Close stops reuse: idle connections close now, busy ones when released.
+func (p *Pool) Close() {
+	p.closed.Store(true)
+	p.CloseIdle()
+}
+
 type pconn struct {
 	c  net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
 }
 
-func newConnPool(host string, dialer *net.Dialer, maxConns int) *connPool {
-	return &connPool{host: host, dialer: dialer, slots: make(chan struct{}, maxConns), idle: make(chan *pconn, maxConns)}
+// NewPool returns a pool for host ("host:port") holding at most maxConns
+// connections (in use or idle), dialled with dialer.
+func NewPool(host string, dialer *net.Dialer, maxConns int) *Pool {
+	return &Pool{host: host, dialer: dialer, slots: make(chan struct{}, maxConns), idle: make(chan *pconn, maxConns)}
 }
 
 // get returns an idle connection (reused = true) or dials a new one when
 // fewer than maxConns are open; otherwise it waits for either until ctx ends.
-func (p *connPool) get(ctx context.Context) (pc *pconn, reused bool, err error) {
+func (p *Pool) get(ctx context.Context) (pc *pconn, reused bool, err error) {
 	select {
 	case pc := <-p.idle:
 		return pc, true, nil
@@ -66,7 +74,7 @@ func (p *connPool) get(ctx context.Context) (pc *pconn, reused bool, err error) 
 }
 
 // put returns a healthy connection for reuse.
-func (p *connPool) put(pc *pconn) {
+func (p *Pool) put(pc *pconn) {
 	_ = pc.c.SetDeadline(time.Time{})
 	if p.closed.Load() {
 		p.discard(pc)
@@ -80,14 +88,14 @@ func (p *connPool) put(pc *pconn) {
 }
 
 // discard closes a connection and frees its slot.
-func (p *connPool) discard(pc *pconn) {
+func (p *Pool) discard(pc *pconn) {
 	pc.c.Close()
 	<-p.slots
 }
 
-// closeIdle closes idle connections and, once closed is set (the backend
-// was removed), every connection as it is released.
-func (p *connPool) closeIdle() {
+// CloseIdle closes idle connections; after Close, connections are also
+// closed as they are released.
+func (p *Pool) CloseIdle() {
 	for {
 		select {
 		case pc := <-p.idle:
@@ -98,7 +106,7 @@ func (p *connPool) closeIdle() {
 	}
 }
 
-func (p *connPool) dial(ctx context.Context) (*pconn, error) {
+func (p *Pool) dial(ctx context.Context) (*pconn, error) {
 	c, err := p.dialer.DialContext(ctx, "tcp", p.host)
 	if err != nil {
 		return nil, err
@@ -109,28 +117,28 @@ func (p *connPool) dial(ctx context.Context) (*pconn, error) {
 	return &pconn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(c, 32<<10)}, nil
 }
 
-// errStale marks a failure on a reused connection before any response
+// ErrStale marks a failure on a reused connection before any response
 // byte: the backend closed it while idle and never saw the request, so
 // resending on a fresh connection is safe even for POST.
-var errStale = errors.New("stale keep-alive connection")
+var ErrStale = errors.New("stale keep-alive connection")
 
-// roundTrip sends one request and returns the response, whose body must be
+// RoundTrip sends one request and returns the response, whose body must be
 // closed. ctx bounds the whole exchange including reading the body.
-func (p *connPool) roundTrip(ctx context.Context, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
+func (p *Pool) RoundTrip(ctx context.Context, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx)
 		if err != nil {
 			return nil, err
 		}
 		resp, err := p.exchange(ctx, pc, reused, method, pathQuery, hdr, body)
-		if errors.Is(err, errStale) && attempt == 0 {
+		if errors.Is(err, ErrStale) && attempt == 0 {
 			continue
 		}
 		return resp, err
 	}
 }
 
-func (p *connPool) exchange(ctx context.Context, pc *pconn, reused bool, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
+func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = pc.c.SetDeadline(dl)
 	}
@@ -150,7 +158,7 @@ func (p *connPool) exchange(ctx context.Context, pc *pconn, reused bool, method,
 			return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 		}
 		if stale && reused {
-			return nil, fmt.Errorf("%w: %v", errStale, err)
+			return nil, fmt.Errorf("%w: %v", ErrStale, err)
 		}
 		return nil, err
 	}
@@ -206,7 +214,7 @@ func writeRequest(bw *bufio.Writer, method, pathQuery, host string, hdr http.Hea
 type pooledBody struct {
 	rc    io.ReadCloser
 	pc    *pconn
-	pool  *connPool
+	pool  *Pool
 	stop  func() bool
 	reuse bool
 	eof   bool
