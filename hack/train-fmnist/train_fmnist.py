@@ -148,12 +148,20 @@ def main():
     xte, yte = load("t10k")
     log = lambda s: print(s, file=sys.stderr, flush=True)
     trained = {}
+    # Checkpoints let the TTA variants be re-exported without retraining:
+    # "cnn-m=0" loads $CKPT_DIR/cnn-m.pt instead of training.
+    ckpt = os.environ.get("CKPT_DIR", "/tmp/fmnist-ckpt")
+    os.makedirs(ckpt, exist_ok=True)
     for item in spec:
         name, epochs = item.split("=")
         m = build(name)
         log(f"== {name}: {sum(p.numel() for p in m.parameters())} params, {epochs} epochs")
         t0 = time.time()
-        train(m, xtr, ytr, int(epochs), name.startswith("cnn"), log)
+        if int(epochs) == 0:
+            m.load_state_dict(torch.load(os.path.join(ckpt, f"{name}.pt")))
+        else:
+            train(m, xtr, ytr, int(epochs), name.startswith("cnn"), log)
+            torch.save(m.state_dict(), os.path.join(ckpt, f"{name}.pt"))
         trained[name] = m
         acc = accuracy(m, xte, yte)
         export(m, os.path.join(out, f"{name}.onnx"))

@@ -50,7 +50,10 @@ func TestCommittedModelsAccuracy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if base == nil || len(base.Variants) != len(vs) {
+	if base == nil {
+		t.Fatalf("%s/%s is missing", familyDir(), FamilyFile)
+	}
+	if len(base.Variants) != len(vs) {
 		t.Fatalf("profile.yaml must list every committed model: %d listed, %d files", len(base.Variants), len(vs))
 	}
 	prev := -1.0

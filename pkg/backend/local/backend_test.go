@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -47,8 +48,14 @@ func alive(pid int) bool {
 }
 
 func infer(t *testing.T, url, model string) error {
+	return inferBatch(t, url, model, 1)
+}
+
+// inferBatch sends n images in one request (each runs at batch 1 in the
+// server, so the server does n inferences for one cheap client request).
+func inferBatch(t *testing.T, url, model string, n int) error {
 	t.Helper()
-	body, _ := json.Marshal(oip.InferRequest{Inputs: []oip.Tensor{oip.NewFP32("input", []int64{1, 1, 28, 28}, make([]float32, 784))}})
+	body, _ := json.Marshal(oip.InferRequest{Inputs: []oip.Tensor{oip.NewFP32("input", []int64{int64(n), 1, 28, 28}, make([]float32, n*784))}})
 	resp, err := http.Post(url+oip.InferPath(model), "application/json", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -260,7 +267,7 @@ func TestCPUEnforcement(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sts, err := b.Apply(ctx, []Instance{{Name: "hot", Model: modelPath(t, "cnn-m"), MilliCores: milli}})
+	sts, err := b.Apply(ctx, []Instance{{Name: "hot", Model: modelPath(t, "cnn-s"), MilliCores: milli}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +284,7 @@ func TestCPUEnforcement(t *testing.T) {
 					return
 				default:
 				}
-				_ = infer(t, s.URL, "hot")
+				_ = inferBatch(t, s.URL, "hot", 64)
 			}
 		}()
 	}
@@ -290,13 +297,21 @@ func TestCPUEnforcement(t *testing.T) {
 	used := (c1 - c0) / t1.Sub(t0).Seconds()
 	want := float64(milli) / 1000
 	t.Logf("mode %s: allocated %.2f cores, used %.3f cores", b.Enforcement().Mode, want, used)
+	if ce, ok := b.enf.(*cgroupEnforcer); ok {
+		st, _ := os.ReadFile(filepath.Join(ce.dir(s.ID), "cpu.stat"))
+		t.Logf("cgroup cpu.stat: %s", strings.ReplaceAll(string(st), "\n", " "))
+	}
 	// The upper bound is what enforcement guarantees (tick accounting
 	// adds a little); the lower bound only checks the server was busy —
 	// on a shared 2-core box other work can take some of its share.
 	if used > want*1.15+0.03 {
 		t.Errorf("used %.3f cores, allocation %.2f is not enforced", used, want)
 	}
-	if used < want*0.5 {
+	// The lower bound needs the machine to have CPU to give: skip it when
+	// the run queue is far longer than the CPU count (shared build boxes).
+	if load := loadAvg1(t); load > 2*float64(runtime.NumCPU()) {
+		t.Logf("load average %.1f on %d CPUs: not checking that the server got its full share", load, runtime.NumCPU())
+	} else if used < want*0.5 {
 		t.Errorf("used only %.3f of %.2f cores: the load did not saturate the server", used, want)
 	}
 }
@@ -417,4 +432,13 @@ func TestNoOrphans(t *testing.T) {
 			t.Errorf("cgroup %s still exists after Close (%v)", ce.parent, err)
 		}
 	}
+}
+
+func loadAvg1(t *testing.T) float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return v
 }
