@@ -46,18 +46,6 @@ func (e EWMA) forecastMinutes(m []float64) (float64, error) {
 	return ewmaLast(m, e.Span), nil
 }
 
-// forecastViaMinutes is the shared Forecast of minuteForecasters.
-func forecastViaMinutes(f minuteForecaster, history []float64) (float64, error) {
-	k := f.minutesNeeded()
-	if err := checkTail(history, k*MinuteSeconds); err != nil {
-		return 0, err
-	}
-	if err := needSeconds(history, (f.minMinutes()-1)*MinuteSeconds+1); err != nil {
-		return 0, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	return f.forecastMinutes(MinuteMaxima(history, k))
-}
-
 // HoltWinters is additive triple exponential smoothing on the per-minute
 // maxima with a season of Season minutes (default 1440: the Twitter trace
 // has a daily cycle). It re-runs the recursion over the last Lookback
