@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Solve returns an optimal allocation for p. It is exact: the returned
@@ -86,8 +87,27 @@ func Solve(p Problem) (Solution, error) {
 		return Solution{}, fmt.Errorf("invalid problem: %w", err)
 	}
 	s := newSolver(p)
-	return s.solve(), nil
+	ws := workspaces.Get().(*workspace)
+	s.workspace = *ws
+	sol := s.solve()
+	*ws = s.workspace
+	workspaces.Put(ws)
+	return sol, nil
 }
+
+// workspace holds scratch buffers reused across Solve calls (the layers
+// themselves are not reused: they back the returned reconstruction).
+type workspace struct {
+	cands   []state
+	ubs     []float64
+	nextUB  []float64
+	idx     []int32
+	tmp     []int32
+	cnt     []int32
+	fenwick []float64
+}
+
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
 
 // option is one way to run a variant: r replicas of c cores.
 type option struct {
@@ -145,20 +165,14 @@ type svc struct {
 }
 
 type solver struct {
-	p        Problem
-	B        int
-	minC     int
-	maxC     int
-	maxR     int
-	scale    float64
-	svcs     []*svc
-	cands    []state
-	ubs      []float64
-	nextUB   []float64
-	idx      []int32
-	tmp      []int32
-	cnt      []int32
-	fenwick  []float64
+	p     Problem
+	B     int
+	minC  int
+	maxC  int
+	maxR  int
+	scale float64
+	svcs  []*svc
+	workspace
 	capScale []int64
 }
 
