@@ -181,6 +181,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	if !enf.Fractional && cfg.CoreUnitMilli%1000 != 0 {
 		r.info("CPU enforcement %s cannot split cores: using whole-core units", enf.Mode)
 		r.cfg.CoreUnitMilli = 1000
+		r.cfg.MinUnits = max(1, min(r.cfg.MinUnits, r.cfg.Units()))
 		cfg = r.cfg
 		if cfg.Units() < 1 {
 			return nil, fmt.Errorf("budget %v cores: under %s enforcement the budget must be at least 1 whole core", cfg.BudgetCores, enf.Mode)

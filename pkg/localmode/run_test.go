@@ -103,8 +103,8 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	// A given profile (core units of 250 m) so the test does not profile.
 	prof := profile.Profile{Name: ModelName, SLOMillis: 500, Variants: []profile.Variant{
-		{Name: "lin-a", Accuracy: 0.84, Capacity: []profile.Point{{Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
-		{Name: "lin-b", Accuracy: 0.83, Capacity: []profile.Point{{Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
+		{Name: "lin-a", Accuracy: 0.84, Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
+		{Name: "lin-b", Accuracy: 0.83, Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
 	}}
 	pb, _ := json.Marshal(prof)
 	profPath := filepath.Join(dir, "profile.json")
