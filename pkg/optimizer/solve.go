@@ -160,7 +160,8 @@ type svc struct {
 	betaLT  float64 // β/maxLT (0 when maxLT = 0)
 	accLam  []float64
 	curCfgs [][2]int  // per ordered variant: (c, r) now, (0,0) = off
-	levels  []float64 // 0 and the distinct load times, ascending
+	lag     [][]lagPair // per layer: Lagrangian multipliers for the bound (nil = off)
+	levels  []float64   // 0 and the distinct load times, ascending
 	ltLvl   []int32   // per ordered variant: index of its load time in levels
 }
 
@@ -305,14 +306,18 @@ func (s *solver) dp(sv *svc, beam int) run {
 	r := run{layers: make([][]state, n+1), opts: make([][]option, n)}
 	// Options per variant: the Pareto set, plus the current configuration
 	// when the Pareto set lacks it (it may be worth keeping for having no
-	// load cost). extra[i] is the index of that extra option, or −1.
+	// load cost). extra[i] is the index of the current configuration among
+	// the options, or −1.
 	extra := make([]int, n)
 	for i := 0; i < n; i++ {
 		r.opts[i] = sv.full[i]
 		extra[i] = -1
-		if c := sv.cur[i]; c.cores > 0 && !slices.Contains(sv.full[i], c) {
-			r.opts[i] = append(slices.Clip(sv.full[i]), c)
-			extra[i] = len(r.opts[i]) - 1
+		if c := sv.cur[i]; c.cores > 0 {
+			extra[i] = slices.Index(sv.full[i], c)
+			if extra[i] < 0 {
+				r.opts[i] = append(slices.Clip(sv.full[i]), c)
+				extra[i] = len(r.opts[i]) - 1
+			}
 		}
 	}
 	// For the bound: per suffix of variants, the best capacity per core and
@@ -333,6 +338,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 		envs[i] = upperEnvelope(pts)
 	}
 	inc := sv.inc // best true (served, objective) at ≤ k found so far
+	single := len(s.p.Services) == 1
 	r.layers[0] = []state{{parent: -1, opt: -1}}
 	B := int32(s.B)
 	nl := len(sv.levels)
@@ -377,6 +383,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 		}
 		eff := effAfter[i+1]
 		env := envs[i+1]
+		lag := sv.lag
 		// Incumbents at ≤ k (prefix max) for the bound.
 		for k := 1; k <= s.B; k++ {
 			if better(inc[k-1].L, inc[k-1].obj, inc[k].L, inc[k].obj) {
@@ -392,7 +399,15 @@ func (s *solver) dp(sv *svc, beam int) run {
 			ub := c.v - sv.betaLT*c.lc
 			reach := c.L
 			if !last {
+				// One service: only the answer at the full budget matters,
+				// so compare with the best allocation found at any size.
+				// Several services: the table is needed at every k, and
+				// a state at k can only end at k' ≥ k, where the
+				// incumbents are at least inc[k].
 				e := &inc[c.k]
+				if single {
+					e = &inc[s.B]
+				}
 				room := float64(sv.lam - c.L)
 				reach += int64(min(room, math.Floor(float64(s.B-int(c.k))*eff+1e-9)))
 				if reach < e.L {
@@ -401,7 +416,12 @@ func (s *solver) dp(sv *svc, beam int) run {
 				if rr := float64(reach - c.L); rr > 0 {
 					// Serving rr more units costs ≥ rr/eff cores and
 					// earns ≤ rr·E(average cores per unit ≤ K/rr).
-					ub += rr * (envAt(env, float64(s.B-int(c.k))/rr) - sv.alphaB/eff)
+					K := float64(s.B - int(c.k))
+					extra := rr * (envAt(env, K/rr) - sv.alphaB/eff)
+					if lag != nil {
+						extra = min(extra, lagBound(lag[i], K, rr))
+					}
+					ub += extra
 				}
 				if reach == e.L && ub < e.obj-1e-12 {
 					return
@@ -441,9 +461,16 @@ func (s *solver) dp(sv *svc, beam int) run {
 			}
 			// Pareto options ascend in cores and capacity: once one covers
 			// the room, larger ones only cost more.
-			for oi := 0; oi < nPareto && gen(oi); oi++ {
+			done := -1 // options 0..done were generated (or over budget)
+			for oi := 0; oi < nPareto; oi++ {
+				done = oi
+				if !gen(oi) {
+					break
+				}
 			}
-			if extra[i] >= 0 {
+			// The current configuration costs no load time, so it is worth
+			// trying even past the point where smaller options cover the room.
+			if extra[i] > done {
 				gen(extra[i])
 			}
 		}
@@ -538,9 +565,10 @@ func (s *solver) solveService(sv *svc) {
 	for _, o := range sv.full {
 		nopts += len(o)
 	}
-	if nopts > 200 {
+	if nopts > 200 || forceLagrange {
 		sv.runs = append(sv.runs, s.dp(sv, 64))
 		record(len(sv.runs) - 1)
+		s.lagrangian(sv, len(sv.runs)-1)
 	}
 	sv.runs = append(sv.runs, s.dp(sv, 0))
 	record(len(sv.runs) - 1)
@@ -804,4 +832,105 @@ func (s *solver) order(cands []state, lam int64) []int32 {
 		cnt[b]++
 	}
 	return idx
+}
+
+// forceLagrange turns the Lagrangian bound on for small problems too, so
+// that the brute-force tests cover it.
+var forceLagrange = false
+
+// lagPair is one pair of Lagrange multipliers for a layer's bound: serving
+// rr more RPS with at most K more cores is worth at most
+// mu·K + nu·rr + d, where d = Σ_j max(0, max_o (acc_j/λ − nu)·cap_o −
+// (α/B + mu)·cores_o) over the variants after the layer (weak duality of
+// the LP relaxation; valid for any mu ≥ 0 and nu).
+type lagPair struct{ mu, nu, d float64 }
+
+func lagBound(ps []lagPair, K, rr float64) float64 {
+	b := math.Inf(1)
+	for _, p := range ps {
+		b = min(b, p.mu*K+p.nu*rr+p.d)
+	}
+	return b
+}
+
+// lagrangian picks, per layer, multipliers that make the bound tight at the
+// state the beam pass's best allocation passes through (its cores and
+// covered load after that layer), by golden-section search on the convex
+// dual, plus a few neighbours; the bound stays valid for every state.
+func (s *solver) lagrangian(sv *svc, beamRun int) {
+	n := len(sv.order)
+	opts := sv.runs[beamRun].opts
+	// probe (k, L) per layer from the beam's best allocation at B cores
+	pk := make([]float64, n+1)
+	pL := make([]float64, n+1)
+	if e := sv.table[s.B]; e.run == int32(beamRun) {
+		r := sv.runs[beamRun]
+		idx := e.idx
+		for i := n; i >= 0; i-- {
+			st := r.layers[i][idx]
+			pk[i], pL[i] = float64(st.k), float64(st.L)
+			idx = st.parent
+		}
+	}
+	top := 0.0
+	accMax := 0.0
+	for i, os := range opts {
+		accMax = max(accMax, sv.accLam[i])
+		for _, o := range os {
+			top = max(top, sv.accLam[i]*float64(o.cap)/float64(o.cores))
+		}
+	}
+	sv.lag = make([][]lagPair, n)
+	for i := 0; i < n-1; i++ {
+		d := func(mu, nu float64) float64 {
+			sum := 0.0
+			for j := i + 1; j < n; j++ {
+				w := sv.accLam[j] - nu
+				if w <= 0 {
+					continue
+				}
+				best := 0.0
+				for _, o := range opts[j] {
+					best = max(best, w*float64(o.cap)-(sv.alphaB+mu)*float64(o.cores))
+				}
+				sum += best
+			}
+			return sum
+		}
+		K := float64(s.B) - pk[i+1]
+		rr := float64(sv.lam) - pL[i+1]
+		g := func(mu, nu float64) float64 { return mu*K + nu*rr + d(mu, nu) }
+		inner := func(nu float64) (float64, float64) {
+			mu := golden(0, top, 14, func(mu float64) float64 { return g(mu, nu) })
+			return mu, g(mu, nu)
+		}
+		nu := golden(0, accMax, 14, func(nu float64) float64 { _, v := inner(nu); return v })
+		mu, _ := inner(nu)
+		for _, m := range [][2]float64{{mu, nu}, {mu * 0.5, nu}, {mu*1.5 + 1e-12, nu}, {mu, nu * 0.995}, {mu, min(accMax, nu*1.005)}} {
+			sv.lag[i] = append(sv.lag[i], lagPair{mu: m[0], nu: m[1], d: d(m[0], m[1])})
+		}
+	}
+}
+
+// golden minimises a unimodal f on [lo, hi] by golden-section search.
+func golden(lo, hi float64, iters int, f func(float64) float64) float64 {
+	const r = 0.6180339887498949
+	a, b := lo, hi
+	x1, x2 := b-r*(b-a), a+r*(b-a)
+	f1, f2 := f(x1), f(x2)
+	for it := 0; it < iters; it++ {
+		if f1 <= f2 {
+			b, x2, f2 = x2, x1, f1
+			x1 = b - r*(b-a)
+			f1 = f(x1)
+		} else {
+			a, x1, f1 = x1, x2, f2
+			x2 = a + r*(b-a)
+			f2 = f(x2)
+		}
+	}
+	if f1 <= f2 {
+		return x1
+	}
+	return x2
 }

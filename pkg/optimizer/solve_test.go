@@ -188,3 +188,22 @@ func TestBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// TestBruteForceLagrange repeats the brute-force check with the beam pass
+// and the Lagrangian bound forced on (they only run on larger problems).
+func TestBruteForceLagrange(t *testing.T) {
+	forceLagrange = true
+	defer func() { forceLagrange = false }()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for it := 0; it < 2000; it++ {
+		p := randomProblem(rng)
+		sol, err := Solve(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := BruteForce(p)
+		if sol.Feasible != want.Feasible || math.Abs(sol.Objective-want.Objective) > 1e-9 {
+			t.Fatalf("instance %d %+v: solve %v/%v, brute %v/%v", it, p, sol.Feasible, sol.Objective, want.Feasible, want.Objective)
+		}
+	}
+}
