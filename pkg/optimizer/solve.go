@@ -159,10 +159,10 @@ type svc struct {
 	alphaB  float64 // α/B
 	betaLT  float64 // β/maxLT (0 when maxLT = 0)
 	accLam  []float64
-	curCfgs [][2]int  // per ordered variant: (c, r) now, (0,0) = off
+	curCfgs [][2]int    // per ordered variant: (c, r) now, (0,0) = off
 	lag     [][]lagPair // per layer: Lagrangian multipliers for the bound (nil = off)
 	levels  []float64   // 0 and the distinct load times, ascending
-	ltLvl   []int32   // per ordered variant: index of its load time in levels
+	ltLvl   []int32     // per ordered variant: index of its load time in levels
 }
 
 type solver struct {
