@@ -235,12 +235,16 @@ func simPrintTable(w io.Writer, results []*sim.Result) {
 	fmt.Fprintln(tw, "policy\tSLO viol %\t5s-win viol %\tP50 ms\tP99 ms\taccuracy\teff. acc.\tavg cores\tcore-s\treconf.\tobj/oracle\t")
 	for _, r := range results {
 		m := r.Metrics
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.0f\t%.0f\t%.4f\t%.4f\t%.2f\t%.0f\t%d\t%.3f\t\n", r.Name, m.SLOViolationPct, m.WindowViolationPct,
-			m.P50Ms, m.P99Ms, m.AvgAccuracy, m.EffectiveAccuracy, m.AvgCores, m.CoreSeconds, m.Reconfigurations, m.ObjectiveVsOracle)
+		rel := "-"
+		if m.ObjectiveVsOracle != 0 {
+			rel = fmt.Sprintf("%.3f", m.ObjectiveVsOracle)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.0f\t%.0f\t%.4f\t%.4f\t%.2f\t%.0f\t%d\t%s\t\n", r.Name, m.SLOViolationPct, m.WindowViolationPct,
+			m.P50Ms, m.P99Ms, m.AvgAccuracy, m.EffectiveAccuracy, m.AvgCores, m.CoreSeconds, m.Reconfigurations, rel)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nSLO viol %: requests over the SLO, dropped or timed out. 5s-win viol %: share of 5 s windows whose P99 > SLO.")
-	fmt.Fprintln(w, "avg cores include transition overlap. obj/oracle: (eff. acc. − α·avg cores/B) ÷ the oracle's.")
+	fmt.Fprintln(w, "avg cores include transition overlap. obj/oracle: (eff. acc. − α·avg cores/B) ÷ the oracle's (- without an oracle; 0 in --json).")
 }
 
 func round(x float64, digits int) float64 {

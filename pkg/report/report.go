@@ -66,8 +66,8 @@ svg{background:#fff;border:1px solid #e3e3e3}h2{margin-top:28px}code{background:
 	b.WriteString("<table><tr><th>policy</th><th>SLO viol. %</th><th>5 s windows P99&gt;SLO %</th><th>P50 ms</th><th>P99 ms</th><th>accuracy</th><th>eff. accuracy</th><th>avg cores</th><th>core-s</th><th>reconf.</th><th>objective / oracle</th></tr>\n")
 	for _, r := range in.Results {
 		m := r.Metrics
-		fmt.Fprintf(b, "<tr><td><a href=\"#%s\">%s</a></td><td>%.2f</td><td>%.2f</td><td>%.0f</td><td>%.0f</td><td>%.4f</td><td>%.4f</td><td>%.2f</td><td>%.0f</td><td>%d</td><td>%.3f</td></tr>\n",
-			anchor(r.Name), e(r.Name), m.SLOViolationPct, m.WindowViolationPct, m.P50Ms, m.P99Ms, m.AvgAccuracy, m.EffectiveAccuracy, m.AvgCores, m.CoreSeconds, m.Reconfigurations, m.ObjectiveVsOracle)
+		fmt.Fprintf(b, "<tr><td><a href=\"#%s\">%s</a></td><td>%.2f</td><td>%.2f</td><td>%.0f</td><td>%.0f</td><td>%.4f</td><td>%.4f</td><td>%.2f</td><td>%.0f</td><td>%d</td><td>%s</td></tr>\n",
+			anchor(r.Name), e(r.Name), m.SLOViolationPct, m.WindowViolationPct, m.P50Ms, m.P99Ms, m.AvgAccuracy, m.EffectiveAccuracy, m.AvgCores, m.CoreSeconds, m.Reconfigurations, ratio(m.ObjectiveVsOracle))
 	}
 	b.WriteString("</table>\n")
 	if len(in.Results) > 0 {
@@ -195,9 +195,17 @@ func axes(b *bufio.Writer, T, yMin, yMax float64) (sx, sy func(float64) float64)
 	} else if T > 300 {
 		unit, div = "min", 60
 	}
-	for i := 0; i <= 6; i++ {
-		t := T * float64(i) / 6
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, sx(t), chartH-padB+14, fmtNum(t/div))
+	// Ticks at a round step (1, 2, 2.5 or 5 × 10^k of the unit), ≥ 5 of them.
+	span := T / div
+	step := math.Pow(10, math.Floor(math.Log10(span/5)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if span/(m*step) <= 10 {
+			step *= m
+			break
+		}
+	}
+	for v := 0.0; v <= span+1e-9; v += step {
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, sx(v*div), chartH-padB+14, fmtNum(v))
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="end">time (%s)</text>`, chartW-padR, chartH-4, unit)
 	return sx, sy
@@ -282,4 +290,12 @@ func stacked(b *bufio.Writer, title string, T, yMax float64, cores [][]float64, 
 	fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#222" stroke-dasharray="6 3"/><text x="%d" y="%.1f" text-anchor="end">budget</text>`,
 		padL, chartW-padR, sy(budget), sy(budget), chartW-padR-4, sy(budget)-3)
 	b.WriteString("</svg>\n")
+}
+
+// ratio formats objective/oracle; 0 means no oracle ran.
+func ratio(x float64) string {
+	if x == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", x)
 }
