@@ -39,6 +39,9 @@ type Point struct {
 	Cores   int     `json:"cores"`
 	Result  Result  `json:"result"`
 	Seconds float64 `json:"seconds"`
+	// RaisedToMonotone is set when the measured capacity was below the
+	// previous core count's and the profile records that one instead.
+	RaisedToMonotone bool `json:"raisedToMonotone,omitempty"`
 }
 
 // ProfileLocal starts each variant alone at each core count through be,
@@ -69,8 +72,16 @@ func (p *Profiler) ProfileLocal(ctx context.Context, be Starter, name string, va
 			if err != nil {
 				return prof, points, fmt.Errorf("profiling %s: %w", label, err)
 			}
-			points = append(points, Point{Variant: v.Name, Cores: c, Result: res, Seconds: time.Since(t0).Seconds()})
-			pv.Capacity = append(pv.Capacity, profile.Point{Cores: c, RPS: round1(res.Capacity)})
+			pt := Point{Variant: v.Name, Cores: c, Result: res, Seconds: time.Since(t0).Seconds()}
+			rps := round1(res.Capacity)
+			if n := len(pv.Capacity); n > 0 && rps < pv.Capacity[n-1].RPS {
+				// Profiles must not lose capacity with more cores; a lower
+				// measurement at more cores is noise (or client-bound), so
+				// keep the smaller count's figure and say so.
+				rps, pt.RaisedToMonotone = pv.Capacity[n-1].RPS, true
+			}
+			points = append(points, pt)
+			pv.Capacity = append(pv.Capacity, profile.Point{Cores: c, RPS: rps})
 			if rss, err := residentMiB(st.PID); err == nil {
 				pv.Memory = fmt.Sprintf("%dMi", rss)
 			}
@@ -133,9 +144,9 @@ func LoadFamily(dir string) (*profile.Profile, []LocalVariant, error) {
 	var base *profile.Profile
 	var out []LocalVariant
 	if b, err := os.ReadFile(filepath.Join(dir, FamilyFile)); err == nil {
-		base, err = ReadProfile(b)
+		base, err = ReadProfile(b, filepath.Join(dir, FamilyFile))
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, FamilyFile), err)
+			return nil, nil, err
 		}
 		for _, v := range base.Variants {
 			f, ok := byName[v.Name]
@@ -159,11 +170,11 @@ func LoadFamily(dir string) (*profile.Profile, []LocalVariant, error) {
 	return base, out, nil
 }
 
-// ReadProfile parses a profile YAML (or JSON) document strictly.
-func ReadProfile(b []byte) (*profile.Profile, error) {
-	var p profile.Profile
-	if err := yaml.UnmarshalStrict(b, &p); err != nil {
-		return nil, fmt.Errorf("parsing profile: %w", err)
+// ReadProfile parses and validates a profile file (pkg/profile.Parse).
+func ReadProfile(b []byte, file string) (*profile.Profile, error) {
+	p, err := profile.Parse(b, file)
+	if err != nil {
+		return nil, err
 	}
 	return &p, nil
 }

@@ -447,7 +447,6 @@ type proc struct {
 	lastExit string
 	since    time.Time
 	startErr error
-	ready    chan struct{} // closed when state first becomes ready after a (re)start
 	stopReq  chan struct{} // closed by stop
 	done     chan struct{} // closed when the supervisor has exited
 	cmd      *exec.Cmd
@@ -461,7 +460,7 @@ func (b *Backend) startLocked(d Instance) (*proc, error) {
 	}
 	b.gen++
 	p := &proc{b: b, id: d.Name + "#" + strconv.Itoa(b.gen), inst: d, threads: b.threadsFor(d.MilliCores),
-		ready: make(chan struct{}), stopReq: make(chan struct{}), done: make(chan struct{})}
+		stopReq: make(chan struct{}), done: make(chan struct{})}
 	p.port.Store(int32(port))
 	p.current.Store(true)
 	if err := p.spawn(d); err != nil {
@@ -609,11 +608,6 @@ func (p *proc) pollReady(exited chan struct{}) {
 			p.mu.Lock()
 			if p.state == StateStarting {
 				p.state, p.since = StateReady, p.b.cfg.Clock.Now()
-				select {
-				case <-p.ready:
-				default:
-					close(p.ready)
-				}
 			}
 			p.mu.Unlock()
 			return
@@ -621,22 +615,27 @@ func (p *proc) pollReady(exited chan struct{}) {
 	}
 }
 
-// waitReady waits until p is ready, fails, or the timeout passes.
+// waitReady waits until p is ready now (a crashed, restarting instance
+// whose first start was ready is waited for again), fails, or the
+// timeout passes.
 func (b *Backend) waitReady(ctx context.Context, p *proc) error {
-	p.mu.Lock()
-	ready := p.ready
-	p.mu.Unlock()
 	timeout := b.cfg.Clock.After(b.cfg.ReadyTimeout)
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for %s to become ready: %w", p.id, ctx.Err())
-	case <-timeout:
-		st := p.status()
-		return fmt.Errorf("%s not ready after %v (state %s, restarts %d, last exit %q)", p.id, b.cfg.ReadyTimeout, st.State, st.Restarts, st.LastExit)
-	case <-p.done:
-		return fmt.Errorf("%s stopped before becoming ready", p.id)
+	t := b.cfg.Clock.NewTicker(b.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if p.status().State == StateReady {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to become ready: %w", p.id, ctx.Err())
+		case <-timeout:
+			st := p.status()
+			return fmt.Errorf("%s not ready after %v (state %s, restarts %d, last exit %q)", p.id, b.cfg.ReadyTimeout, st.State, st.Restarts, st.LastExit)
+		case <-p.done:
+			return fmt.Errorf("%s stopped before becoming ready", p.id)
+		case <-t.C():
+		}
 	}
 }
 
