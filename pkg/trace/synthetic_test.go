@@ -147,3 +147,24 @@ func BenchmarkArrivalsPoisson(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "arrivals/s")
 }
+
+func FuzzParseSynthetic(f *testing.F) {
+	for _, s := range []string{"steps", "diurnal:seconds=60,peak=10", "bursts:seed=3,period=5", "twitter-like:seconds=21", "x:y", "steps:seconds=1e9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		s, err := ParseSynthetic(spec)
+		if err != nil || s.Seconds > 100_000 {
+			return
+		}
+		tr, err := s.Generate()
+		if err != nil {
+			t.Fatalf("valid spec %q failed: %v", spec, err)
+		}
+		for _, v := range tr.RPS {
+			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("spec %q: bad value %v", spec, v)
+			}
+		}
+	})
+}
