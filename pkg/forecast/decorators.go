@@ -3,6 +3,15 @@ package forecast
 import (
 	"fmt"
 	"math"
+	"time"
+)
+
+// The decorators pass ForecastAt through, so a decorated Online still sees
+// the decision time.
+var (
+	_ Clocked = headroom{}
+	_ Clocked = floor{}
+	_ Clocked = capped{}
 )
 
 // WithHeadroom returns f's forecast × (1 + pct/100). The paper adds 10%
@@ -18,10 +27,17 @@ type headroom struct {
 func (h headroom) Name() string { return fmt.Sprintf("%s,headroom=%g", h.f.Name(), h.pct) }
 
 func (h headroom) Forecast(history []float64) (float64, error) {
+	return h.apply(h.f.Forecast(history))
+}
+
+func (h headroom) ForecastAt(now time.Time, history []float64) (float64, error) {
+	return h.apply(ForecastAt(h.f, now, history))
+}
+
+func (h headroom) apply(v float64, err error) (float64, error) {
 	if math.IsNaN(h.pct) || math.IsInf(h.pct, 0) || h.pct <= -100 {
 		return 0, fmt.Errorf("headroom %v%% must be finite and > -100", h.pct)
 	}
-	v, err := h.f.Forecast(history)
 	if err != nil {
 		return 0, err
 	}
@@ -40,10 +56,17 @@ type floor struct {
 func (d floor) Name() string { return fmt.Sprintf("%s,floor=%g", d.f.Name(), d.min) }
 
 func (d floor) Forecast(history []float64) (float64, error) {
+	return d.apply(d.f.Forecast(history))
+}
+
+func (d floor) ForecastAt(now time.Time, history []float64) (float64, error) {
+	return d.apply(ForecastAt(d.f, now, history))
+}
+
+func (d floor) apply(v float64, err error) (float64, error) {
 	if math.IsNaN(d.min) {
 		return 0, fmt.Errorf("floor is NaN")
 	}
-	v, err := d.f.Forecast(history)
 	if err != nil {
 		return 0, err
 	}
@@ -62,10 +85,17 @@ type capped struct {
 func (d capped) Name() string { return fmt.Sprintf("%s,cap=%g", d.f.Name(), d.max) }
 
 func (d capped) Forecast(history []float64) (float64, error) {
+	return d.apply(d.f.Forecast(history))
+}
+
+func (d capped) ForecastAt(now time.Time, history []float64) (float64, error) {
+	return d.apply(ForecastAt(d.f, now, history))
+}
+
+func (d capped) apply(v float64, err error) (float64, error) {
 	if math.IsNaN(d.max) {
 		return 0, fmt.Errorf("cap is NaN")
 	}
-	v, err := d.f.Forecast(history)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Forecaster predicts the peak request rate of the next interval.
@@ -16,6 +17,26 @@ import (
 type Forecaster interface {
 	Name() string
 	Forecast(history []float64) (float64, error)
+}
+
+// Clocked is implemented by forecasters that keep their own record of the
+// load (Online) and so must know when a sliding window of history ends.
+// Callers that pass only a window of history (the live loop passes the last
+// 600 s) should call the package function ForecastAt.
+type Clocked interface {
+	// ForecastAt is Forecast for a window of per-second counts whose last
+	// entry is the second ending at now. now must not go backwards.
+	ForecastAt(now time.Time, window []float64) (float64, error)
+}
+
+// ForecastAt forecasts with f.ForecastAt when f is Clocked (decorators pass
+// it through), else with f.Forecast. Deciders should call this rather than
+// f.Forecast so "online:..." specs work with a sliding history window.
+func ForecastAt(f Forecaster, now time.Time, history []float64) (float64, error) {
+	if c, ok := f.(Clocked); ok {
+		return c.ForecastAt(now, history)
+	}
+	return f.Forecast(history)
 }
 
 // MinuteSeconds is the length of the forecast interval in seconds: every

@@ -3,6 +3,7 @@ package forecast
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // countingTrainer records the history length of every Train call.
@@ -104,4 +105,49 @@ func TestOnlineLinearDeterministic(t *testing.T) {
 			t.Fatalf("run differs at %d: %v vs %v", i, a[i], b[i])
 		}
 	}
+}
+
+// TestOnlineForecastAtWindow: fed 600-second windows every 30 s through
+// ForecastAt (as the live loop does), Online must train on its own record
+// and give exactly what Forecast gives with the whole history.
+func TestOnlineForecastAtWindow(t *testing.T) {
+	h := minutes(periodic(400, 8)...)
+	cfg := OnlineConfig{RetrainEvery: 45, MinTrainMinutes: 100, MaxTrainMinutes: 300}
+	whole, _ := NewOnline(LinearTrainer{}, cfg)
+	windowed, _ := NewOnline(LinearTrainer{}, cfg)
+	decorated := WithHeadroom(mustOnline(t, cfg), 10)
+	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	for end := 600; end <= len(h); end += 30 {
+		now := t0.Add(time.Duration(end) * time.Second)
+		a, err := whole.Forecast(h[:end])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := windowed.ForecastAt(now, h[end-600:end])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ForecastAt(decorated, now, h[end-600:end])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != b || !near(c, 1.1*a) {
+			t.Fatalf("at %d s: whole-history %v, windowed %v, decorated %v", end, a, b, c)
+		}
+	}
+	if s := windowed.Status(); s.Trainings == 0 || s.Trainings != whole.Status().Trainings {
+		t.Errorf("trainings: windowed %d, whole %d", s.Trainings, whole.Status().Trainings)
+	}
+	if _, err := windowed.ForecastAt(t0, h[:600]); err == nil {
+		t.Error("now going backwards: want an error")
+	}
+}
+
+func mustOnline(t *testing.T, cfg OnlineConfig) *Online {
+	t.Helper()
+	o, err := NewOnline(LinearTrainer{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
