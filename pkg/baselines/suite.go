@@ -126,7 +126,11 @@ func Build(name string, s Setup) (sim.Policy, error) {
 		}
 		cfg := DefaultVPAConfig(v, s.Start)
 		cfg.MinCores, cfg.MaxCores = s.MinCores, s.Budget
+		cfg.FirstApply = s.FirstDecision
 		p.Decider, err = NewVPA(cfg)
+		// The recommender samples from the VPA object's creation (60 s);
+		// the adapter applies from FirstDecision.
+		p.FirstDecision = min(cfg.CreateAfter, s.FirstDecision)
 		p.Initial = []decider.VariantState{{Name: v, Cores: s.Budget, Replicas: 1, Share: 1}}
 	case strings.HasPrefix(name, "hpa-"):
 		v := strings.TrimPrefix(name, "hpa-")

@@ -83,6 +83,9 @@ type VPAConfig struct {
 	// CreateAfter later (paper: 60 s), in updateMode Off.
 	Start       time.Time
 	CreateAfter time.Duration
+	// FirstApply is when the adapter's first decision reads the
+	// recommendation (paper: 2 min); the recommender samples from creation.
+	FirstApply time.Duration
 	// RecommenderInterval is how often the recommender samples usage and
 	// updates status (VPA default 1 min).
 	RecommenderInterval time.Duration
@@ -98,7 +101,7 @@ type VPAConfig struct {
 
 // DefaultVPAConfig returns the paper's setting for variant.
 func DefaultVPAConfig(variant string, start time.Time) VPAConfig {
-	return VPAConfig{Variant: variant, Start: start, CreateAfter: time.Minute, RecommenderInterval: time.Minute,
+	return VPAConfig{Variant: variant, Start: start, CreateAfter: time.Minute, FirstApply: 2 * time.Minute, RecommenderInterval: time.Minute,
 		HalfLife: 24 * time.Hour, TargetPercentile: 0.9, LowerPercentile: 0.5, UpperPercentile: 0.95,
 		Margin: 0.15, MinCores: 2, MaxCores: 20, Stabilization: 4}
 }
@@ -186,7 +189,8 @@ func (v *VPA) AddSample(t time.Time, usage, requestCores float64) {
 }
 
 // Decide samples usage once per recommender interval after the VPA object
-// exists, then applies ceil(target) (clamped) — at once when larger, after
+// exists (call it at least that often, e.g. every 30 s from 60 s), and from
+// FirstApply on applies ceil(target) (clamped) — at once when larger, after
 // Stabilization held decisions when not.
 func (v *VPA) Decide(now time.Time, obs decider.Observation) (decider.Plan, error) {
 	cur := 0
@@ -210,8 +214,8 @@ func (v *VPA) Decide(now time.Time, obs decider.Observation) (decider.Plan, erro
 		v.AddSample(now, usage, float64(cur))
 		v.lastSample = now
 	}
-	if v.rec == nil {
-		hold.Reason = "no recommendation yet"
+	if v.rec == nil || now.Before(v.cfg.Start.Add(v.cfg.FirstApply)) {
+		hold.Reason = "no recommendation applied yet"
 		return hold, nil
 	}
 	target := int(math.Ceil(v.rec.Target - 1e-9))

@@ -77,7 +77,6 @@ type runner struct {
 
 	decisions []Decision
 	reconfigs int
-	err       error
 }
 
 // Run simulates one policy over rps (requests per second, one entry per
