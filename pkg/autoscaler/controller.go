@@ -222,16 +222,8 @@ func NewPAController(ctx context.Context, cmw configmap.Watcher, o Options, fam 
 	if fam != nil && famR != nil {
 		// New or changed pods (e.g. a scale-up after a resize) need the
 		// family's resize re-applied, and readiness gates the split.
-		enqueueFamilyOf := func(obj any) {
-			o, ok := obj.(metav1.Object)
-			if !ok {
-				return
-			}
-			rev := o.GetLabels()["serving.knative.dev/revision"]
-			if rev == "" {
-				return
-			}
-			pa, err := famR.PALister.PodAutoscalers(o.GetNamespace()).Get(rev)
+		enqueueFamily := func(ns, rev string) {
+			pa, err := famR.PALister.PodAutoscalers(ns).Get(rev)
 			if err != nil || pa.Annotations[autoscaling.ClassAnnotationKey] != Class {
 				return
 			}
@@ -239,8 +231,20 @@ func NewPAController(ctx context.Context, cmw configmap.Watcher, o Options, fam 
 				fam.EnqueueKey(types.NamespacedName{Namespace: pa.Namespace, Name: f})
 			}
 		}
-		podinformer.Get(ctx).Informer().AddEventHandler(controller.HandleAll(enqueueFamilyOf))
-		revisioninformer.Get(ctx).Informer().AddEventHandler(controller.HandleAll(enqueueFamilyOf))
+		// Pods carry their revision's name as a label; a Revision is named
+		// like its PA.
+		byLabel := func(obj any) {
+			if o, ok := obj.(metav1.Object); ok && o.GetLabels()["serving.knative.dev/revision"] != "" {
+				enqueueFamily(o.GetNamespace(), o.GetLabels()["serving.knative.dev/revision"])
+			}
+		}
+		byName := func(obj any) {
+			if o, ok := obj.(metav1.Object); ok {
+				enqueueFamily(o.GetNamespace(), o.GetName())
+			}
+		}
+		podinformer.Get(ctx).Informer().AddEventHandler(controller.HandleAll(byLabel))
+		revisioninformer.Get(ctx).Informer().AddEventHandler(controller.HandleAll(byName))
 	}
 	if o.SKSMode != SKSSkip {
 		h := cache.FilteringResourceEventHandler{

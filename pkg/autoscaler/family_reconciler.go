@@ -572,6 +572,11 @@ func (r *FamilyReconciler) actuate(ctx context.Context, g *unstructured.Unstruct
 	for _, m := range ms {
 		pv := p.Get(m.spec.Name)
 		w := desired(m, pv)
+		if have[m.service] > 0 && w < 1 {
+			// Never leave weight on a variant without replicas, even for a
+			// plan that runs nothing (e.g. zero load).
+			w = 1
+		}
 		if m.specRepl > w {
 			if _, err := r.Apply.SetReplicas(ctx, ns, m.deployment, w); err != nil {
 				return false, err

@@ -423,3 +423,20 @@ func TestNewInfAdapterDecider(t *testing.T) {
 		t.Fatalf("percents sum to %d", sum)
 	}
 }
+
+// TestFamilyNothingRuns: a plan that runs nothing (zero load) must not take
+// the last replica from a variant that still has weight.
+func TestFamilyNothingRuns(t *testing.T) {
+	w := newWorld()
+	w.addVariant("a", 2, 2, 100, true)
+	d := &scriptedDecider{plan: decider.Plan{Feasible: true}}
+	r, _ := newTestReconciler(w, d, clocktesting.NewFakeClock(time.Unix(0, 0)))
+	for range 3 {
+		if _, err := r.sync(context.Background(), "ns", "fam"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.replicas("a"); got != 1 {
+		t.Fatalf("replicas %d, want 1 (weight 100 stays on a)", got)
+	}
+}
