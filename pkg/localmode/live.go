@@ -225,6 +225,9 @@ func WriteSummary(w io.Writer, sum *Summary) {
 		float64(sum.Config.Units()*sum.Config.CoreUnitMilli)/1000, sum.Enforcement)
 	fmt.Fprintf(w, "%-22s %9s %11s %9s %10s %10s %10s %9s %7s\n", "policy", "requests", "SLO viol.", "P99 ms", "served", "planned", "routed", "avg cores", "errors")
 	for _, r := range sum.Runs {
+		if r.DryRun {
+			r.Policy += " (dry-run)"
+		}
 		fmt.Fprintf(w, "%-22s %9d %10.2f%% %9.1f %9.2f%% %9.2f%% %9.2f%% %9.2f %7d\n", r.Policy, r.Requests, r.ViolationPct,
 			r.P99Millis, 100*r.ServedAccuracy, 100*r.PlannedAccuracy, 100*r.RoutedAccuracy, r.AvgCores, r.Errors)
 	}

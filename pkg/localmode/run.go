@@ -60,8 +60,10 @@ type RunSummary struct {
 	AvgCores       float64        `json:"avgCores"`
 	PerVariant     map[string]int `json:"perVariant"`
 	Decisions      int            `json:"decisions"`
-	Applied        int            `json:"applied"`
-	Seconds        int            `json:"seconds"`
+	// DryRun: the policy only decided; the initial deployment served.
+	DryRun  bool `json:"dryRun,omitempty"`
+	Applied int  `json:"applied"`
+	Seconds int  `json:"seconds"`
 }
 
 // TraceInfo describes the replayed trace.
@@ -439,7 +441,7 @@ func (r *runner) runOne(ctx context.Context, name string, schedule []float64, in
 	rs := RunSummary{Policy: policyName, Requests: w.Offered, OK: w.OK, Errors: w.Errors, Violations: w.Violations,
 		P99Millis: round(w.P99Millis, 2), ServedAccuracy: round(w.ServedAccuracy, 5),
 		PlannedAccuracy: round(w.PlannedAccuracy, 5), PerVariant: w.PerVariant, Seconds: len(schedule),
-		AvgCores: round(sampler.avgCores(), 3), ErrorKinds: rec.errorKinds()}
+		AvgCores: round(sampler.avgCores(), 3), ErrorKinds: rec.errorKinds(), DryRun: lcfg.DryRun}
 	if w.Offered > 0 {
 		rs.ViolationPct = round(100*float64(w.Violations)/float64(w.Offered), 3)
 	}
