@@ -89,14 +89,15 @@ type Config struct {
 	ServerEnv     []string `json:"-"`
 }
 
-// Default returns the demo defaults: a 2-minute replay per run (about five
-// minutes in all with the baseline and the first profiling), decisions
-// every ≈3 s (the paper's 30 s compressed like the trace), 1 core for the
+// Default returns the demo defaults: a 100 s replay per run (under four
+// minutes in all with the baseline; the first run adds about three minutes
+// of profiling), decisions every ≈2.4 s (the paper's 30 s compressed like
+// the trace), 1 core for the
 // variants on this 2-core machine (the load generator and the dispatcher
 // need the other), in quarter-core steps.
 func Default() Config {
 	return Config{
-		Duration:      2 * time.Minute,
+		Duration:      100 * time.Second,
 		BudgetCores:   1,
 		CoreUnitMilli: 250,
 		MinUnits:      2, // 0.5 core: a quarter-core CFS quota throttles too hard for a P99 SLO

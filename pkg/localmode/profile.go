@@ -44,7 +44,7 @@ func (r *runner) profileKey(models map[string]string) (string, error) {
 		}
 		fmt.Fprintf(h, "%s=%x\n", n, fh.Sum(nil))
 	}
-	fmt.Fprintf(h, "unit=%d min=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=4\n", r.cfg.CoreUnitMilli, r.cfg.MinUnits, r.cfg.Units(), r.cfg.SLO,
+	fmt.Fprintf(h, "unit=%d min=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=5\n", r.cfg.CoreUnitMilli, r.cfg.MinUnits, r.cfg.Units(), r.cfg.SLO,
 		runtime.NumCPU(), cpuModel(), r.backend.Enforcement().Mode)
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
@@ -145,10 +145,10 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 	}
 	pcfg := profiler.Default()
 	pcfg.SLO = r.cfg.SLO
-	pcfg.ProbeDuration = 4 * time.Second // 2 s probes missed slow queue build-up near saturation
+	pcfg.ProbeDuration = 3 * time.Second // 2 s probes missed slow queue build-up near saturation
 	pcfg.PeakDuration = 2 * time.Second
 	pcfg.Repeats = 1
-	pcfg.Steps = 4
+	pcfg.Steps = 3
 	pcfg.MaxRPS = r.cfg.MaxRPS * 1.5
 	pr, err := profiler.New(pcfg, func(msg string) { r.info("  %s", msg) })
 	if err != nil {
