@@ -501,7 +501,6 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *http.Request, m *model, r
 
 	b := d.acquire(m, start.UnixNano(), nil)
 	if b == nil {
-		m.rejected.Inc()
 		d.metrics.requests.WithLabelValues(m.name, noVariant, OutcomeNoBackend).Inc()
 		oip.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q has no backend with a positive weight", m.name))
 		return
