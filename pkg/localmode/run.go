@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	if _, err := modelserver.LocateLibrary(); err != nil {
 		return nil, err
 	}
-	models, err := findModels(cfg.ModelsDir)
+	models, err := findModels(resolveModelsDir(cfg.ModelsDir))
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +288,27 @@ func shutdown(s *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_ = s.Shutdown(ctx)
+}
+
+// resolveModelsDir returns dir, or for a relative dir that does not exist
+// here, the same path next to the binary's parent directory (bin/infadapter
+// run from outside the repository finds <repo>/third_party/models/fmnist).
+func resolveModelsDir(dir string) string {
+	if _, err := os.Stat(dir); err == nil || filepath.IsAbs(dir) {
+		return dir
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return dir
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return dir
+	}
+	alt := filepath.Join(filepath.Dir(exe), "..", dir)
+	if _, err := os.Stat(alt); err == nil {
+		return alt
+	}
+	return dir
 }
 
 // findModels lists the .onnx files of dir by variant name (file stem).
