@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"k8s.io/utils/clock"
 
 	"github.com/infadapter/infadapter/pkg/backend/local"
@@ -117,7 +118,28 @@ type runner struct {
 	backend *local.Backend
 	reg     *prometheus.Registry
 
-	dash *dashState
+	dash    *dashState
+	loopReg gathererSwitch
+}
+
+// gathererSwitch is a prometheus.Gatherer for the registry of the run in
+// progress (each run has its own loop and metrics).
+type gathererSwitch struct {
+	mu sync.Mutex
+	g  prometheus.Gatherer
+}
+
+func (s *gathererSwitch) set(g prometheus.Gatherer) { s.mu.Lock(); s.g = g; s.mu.Unlock() }
+
+// Gather implements prometheus.Gatherer.
+func (s *gathererSwitch) Gather() ([]*dto.MetricFamily, error) {
+	s.mu.Lock()
+	g := s.g
+	s.mu.Unlock()
+	if g == nil {
+		return nil, nil
+	}
+	return g.Gather()
 }
 
 func (r *runner) info(format string, a ...any) {
@@ -217,7 +239,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	if cfg.DashboardAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/", dashboard.Handler(r.dash, journals))
-		mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{r.reg, &r.loopReg}, promhttp.HandlerOpts{}))
 		ln, lerr := net.Listen("tcp", cfg.DashboardAddr)
 		if lerr != nil {
 			// The port may be taken (another run); any free port will do.
@@ -410,6 +432,7 @@ func (r *runner) runOne(ctx context.Context, name string, schedule []float64, in
 	if err != nil {
 		return RunSummary{}, err
 	}
+	r.loopReg.set(reg) // /metrics shows the loop of the run in progress
 	// 600 history entries: the paper's 10 minutes, in stretched seconds.
 	lcfg := loop.Config{Interval: cfg.EffectiveInterval(), FirstDecisionDelay: cfg.FirstDecision,
 		HistorySeconds: 600, DryRun: adaptive && cfg.DryRun}
