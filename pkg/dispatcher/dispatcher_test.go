@@ -199,8 +199,19 @@ func TestSharesOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasSuffix(resp.Header.Get(oip.VariantHeader), "") {
-		t.Errorf("predict status %d", resp.StatusCode)
+	if v := resp.Header.Get(oip.VariantHeader); resp.StatusCode != 200 || want[v] == 0 {
+		t.Errorf("predict: status %d, variant %q", resp.StatusCode, v)
+	}
+	var tfPath string
+	for _, fb := range []*fakeBackend{a, b, c} {
+		fb.mu.Lock()
+		if n := len(fb.paths); n > 0 && strings.HasPrefix(fb.paths[n-1], "/v1/") {
+			tfPath = fb.paths[n-1]
+		}
+		fb.mu.Unlock()
+	}
+	if tfPath != "/v1/models/"+resp.Header.Get(oip.VariantHeader)+":predict" {
+		t.Errorf("TF path rewritten to %q", tfPath)
 	}
 }
 
