@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/infadapter/infadapter/pkg/sim"
@@ -215,10 +216,7 @@ func fmtNum(v float64) string {
 	if v == math.Trunc(v) && math.Abs(v) < 1e6 {
 		return fmt.Sprintf("%.0f", v)
 	}
-	if math.Abs(v) < 10 {
-		return fmt.Sprintf("%.2f", v)
-	}
-	return fmt.Sprintf("%.1f", v)
+	return strconv.FormatFloat(v, 'g', 4, 64)
 }
 
 func lineChart(b *bufio.Writer, title string, T, yMin, yMax float64, lines []line, hl []hline) {
