@@ -314,3 +314,36 @@ func TestObservation(t *testing.T) {
 		t.Fatalf("variant observation %+v", v)
 	}
 }
+
+// TestRunAllOrder: concurrent runs give the same results, in policy order,
+// as sequential ones.
+func TestRunAllOrder(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Variants = testVariants()
+	rps := constant(60, 200)
+	pols := func() []Policy {
+		var out []Policy
+		for _, c := range []int{4, 6, 8} {
+			out = append(out, Policy{Decider: &fixed{plans: []decider.Plan{{Variants: []decider.VariantState{{Name: "resnet50", Cores: c + 2, Share: 1}}}}},
+				Interval: 30 * time.Second, FirstDecision: 60 * time.Second,
+				Initial: []decider.VariantState{{Name: "resnet50", Cores: c, Share: 1}}})
+		}
+		return out
+	}
+	seq, err := RunAll(cfg, rps, pols(), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	par, err := RunAll(cfg, rps, pols(), 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(seq)
+	b, _ := json.Marshal(par)
+	if !bytes.Equal(a, b) {
+		t.Fatal("concurrent and sequential runs differ")
+	}
+	if seq[0].Metrics.AvgCores >= seq[2].Metrics.AvgCores {
+		t.Fatalf("results out of policy order: %v vs %v cores", seq[0].Metrics.AvgCores, seq[2].Metrics.AvgCores)
+	}
+}
