@@ -299,14 +299,21 @@ func (p *Profiler) Capacity(ctx context.Context, t Target, label string) (Result
 		}
 		return true, nil
 	}
-	// The lower end must pass, else the capacity is 0 (the SLO is tighter
-	// than the variant's latency at light load).
+	// The paper's interval assumes lo·peak passes. When it does not (a
+	// tight SLO, or a noisy shared machine), search below it instead: the
+	// interval becomes [0, lo] and the capacity is 0 only if nothing in it
+	// passes.
 	ok, err := pass(lo)
-	if err != nil || !ok {
+	if err != nil {
 		return res, err
 	}
-	best := lo
-	for step := 0; step < p.cfg.Steps && hi-lo > p.cfg.Tolerance*peak; step++ {
+	best := 0.0
+	if ok {
+		best = lo
+	} else {
+		lo, hi = 0, lo
+	}
+	for step := 0; step < p.cfg.Steps && hi-lo > p.cfg.Tolerance*peak && hi >= 1; step++ {
 		mid := (lo + hi) / 2
 		ok, err := pass(mid)
 		if err != nil {

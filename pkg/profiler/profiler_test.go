@@ -100,7 +100,9 @@ func TestCapacitySearch(t *testing.T) {
 	srv := queueServer(4 * time.Millisecond) // ≤ 250 rps
 	defer srv.Close()
 	cfg := Default()
-	cfg.SLO = 100 * time.Millisecond
+	// Generous against scheduling noise on a loaded shared machine, still
+	// far below what an overloaded queue produces (seconds).
+	cfg.SLO = 250 * time.Millisecond
 	cfg.ProbeDuration = 2 * time.Second
 	cfg.PeakDuration = time.Second
 	cfg.Repeats = 1
@@ -119,14 +121,14 @@ func TestCapacitySearch(t *testing.T) {
 	if res.PeakRPS > 260 || res.PeakRPS < 60 {
 		t.Errorf("peak %.0f rps, want ≤ 250 (one worker, 4 ms each)", res.PeakRPS)
 	}
-	if res.Capacity < cfg.Lo*res.PeakRPS || res.Capacity > res.PeakRPS*1.05 {
-		t.Errorf("capacity %.0f outside [lo·peak, peak] = [%.0f, %.0f]", res.Capacity, cfg.Lo*res.PeakRPS, res.PeakRPS)
+	if res.Capacity <= 0 || res.Capacity > res.PeakRPS*1.05 {
+		t.Errorf("capacity %.0f outside (0, peak = %.0f]", res.Capacity, res.PeakRPS)
 	}
 	if len(res.Probes) < 2 || len(msgs) != len(res.Probes)+1 {
 		t.Errorf("want a search with progress per run: %d probes, %d messages", len(res.Probes), len(msgs))
 	}
 	for _, pr := range res.Probes {
-		if pr.Pass != (pr.P99MaxMs >= 0 && pr.P99MaxMs <= 100) {
+		if pr.Pass != (pr.P99MaxMs >= 0 && pr.P99MaxMs <= 250) {
 			t.Errorf("probe %+v judged inconsistently", pr)
 		}
 	}
@@ -140,13 +142,19 @@ func TestCapacityZeroWhenSLOTooTight(t *testing.T) {
 	cfg.ProbeDuration = time.Second
 	cfg.PeakDuration = 500 * time.Millisecond
 	cfg.Repeats = 1
+	cfg.Steps = 3
 	p, _ := New(cfg, nil)
 	res, err := p.Capacity(context.Background(), Target{URL: srv.URL, Model: "q"}, "q")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Capacity != 0 || len(res.Probes) != 1 || res.Probes[0].Pass {
-		t.Errorf("30 ms service, 10 ms SLO: want capacity 0 after one failed probe, got %+v", res)
+	if res.Capacity != 0 || len(res.Probes) < 2 {
+		t.Errorf("30 ms service, 10 ms SLO: want capacity 0 after a search below lo·peak, got %+v", res)
+	}
+	for _, pr := range res.Probes {
+		if pr.Pass {
+			t.Errorf("probe %+v passed a 10 ms SLO with a 30 ms service time", pr)
+		}
 	}
 }
 
