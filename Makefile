@@ -55,3 +55,9 @@ clean:
 # into ~/.cache/infadapter/onnxruntime/<version>/; see the script).
 onnxruntime:
 	hack/install-onnxruntime.sh
+
+# The paper's experiment in the simulator (needs ../shared/data/twitter-trace/workload.tbz2);
+# writes the comparison table to stdout and the HTML report to out/paper/.
+.PHONY: simulate-paper
+simulate-paper:
+	$(GO) run ./cmd/infadapter simulate --scenario paper --report out/paper
