@@ -91,6 +91,7 @@ type backend struct {
 	drainMu sync.Mutex
 	drained chan struct{} // closed when removed and inFlight reaches 0
 
+	variantHdr []string                      // {spec.Variant}, the X-Infadapter-Variant value
 	requests   map[string]prometheus.Counter // by outcome
 	latency    prometheus.Observer
 	variantArr *secCounter
@@ -113,7 +114,8 @@ func newBackend(spec Backend, cfg Config) *backend {
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 	}
-	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{})}
+	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{}),
+		variantHdr: []string{spec.Variant}}
 	if u.Scheme == "http" && !useStdTransport {
 		b.pool = h1.NewPool(u.Host, dialer, cfg.MaxConnsPerBackend)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -441,7 +443,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			oip.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", r.ContentLength, d.cfg.MaxBodyBytes))
 			return
 		}
-		body, err = oip.ReadBody(r.Body, d.cfg.MaxBodyBytes)
+		body, err = readBody(r, d.cfg.MaxBodyBytes)
 		if err == nil && d.cfg.ValidateJSON && !jsonValid(body) {
 			err = &oip.RequestError{Status: http.StatusBadRequest, Msg: "request body is not well-formed JSON"}
 		}
@@ -600,18 +602,17 @@ func (d *Dispatcher) roundTrip(ctx context.Context, r *http.Request, b *backend,
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
-	hdr := r.Header.Clone()
-	if hdr == nil {
-		hdr = http.Header{}
-	}
-	for _, h := range hopHeaders {
-		hdr.Del(h)
-	}
-	if ip := remoteIP(r.RemoteAddr); ip != "" {
-		hdr.Set("X-Forwarded-For", ip)
+	xff := remoteIP(r.RemoteAddr)
+	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 && xff != "" {
+		xff = strings.Join(prior, ", ") + ", " + xff
 	}
 	if b.pool != nil {
-		return b.pool.RoundTrip(ctx, r.Method, path, hdr, body)
+		// h1 drops hop-by-hop headers itself, so r.Header needs no copy.
+		var extra []string
+		if xff != "" {
+			extra = []string{"X-Forwarded-For", xff}
+		}
+		return b.pool.RoundTrip(ctx, h1.Request{Method: r.Method, PathQuery: path, Header: r.Header, Extra: extra, Body: body})
 	}
 	var rd io.Reader
 	if body != nil {
@@ -621,7 +622,16 @@ func (d *Dispatcher) roundTrip(ctx context.Context, r *http.Request, b *backend,
 	if err != nil {
 		return nil, err
 	}
-	out.Header = hdr
+	out.Header = r.Header.Clone()
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	if xff != "" {
+		out.Header.Set("X-Forwarded-For", xff)
+	}
 	return b.transport.RoundTrip(out)
 }
 
@@ -637,7 +647,7 @@ func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
-	h.Set(oip.VariantHeader, b.spec.Variant)
+	h[oip.VariantHeader] = b.variantHdr // shared, read-only
 	w.WriteHeader(resp.StatusCode)
 	bp := d.bufs.Get().(*[]byte)
 	_, copyErr := io.CopyBuffer(w, resp.Body, *bp)

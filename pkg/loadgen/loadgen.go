@@ -300,7 +300,7 @@ func (r *Runner) send(start time.Time, intended time.Duration, s Sample) Result 
 	var resp *http.Response
 	var err error
 	if r.pool != nil {
-		resp, err = r.pool.RoundTrip(ctx, http.MethodPost, r.path, jsonHeader, s.Body)
+		resp, err = r.pool.RoundTrip(ctx, h1.Request{Method: http.MethodPost, PathQuery: r.path, Header: jsonHeader, Body: s.Body})
 	} else {
 		var req *http.Request
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(s.Body))

@@ -122,15 +122,29 @@ func (p *Pool) dial(ctx context.Context) (*pconn, error) {
 // resending on a fresh connection is safe even for POST.
 var ErrStale = errors.New("stale keep-alive connection")
 
+// Request is one request to send.
+type Request struct {
+	Method    string
+	PathQuery string // e.g. "/v2/models/m/infer?x=1"
+	// Header is sent as is, except Host, Content-Length, Expect, the
+	// hop-by-hop headers (a proxy must not forward them) and names that
+	// Extra sets.
+	Header http.Header
+	// Extra holds more header lines as name, value pairs, e.g.
+	// {"X-Forwarded-For", "127.0.0.1"}; names must be canonical.
+	Extra []string
+	Body  []byte // nil: no body (and no Content-Length unless POST/PUT)
+}
+
 // RoundTrip sends one request and returns the response, whose body must be
 // closed. ctx bounds the whole exchange including reading the body.
-func (p *Pool) RoundTrip(ctx context.Context, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
+func (p *Pool) RoundTrip(ctx context.Context, req Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.exchange(ctx, pc, reused, method, pathQuery, hdr, body)
+		resp, err := p.exchange(ctx, pc, reused, &req)
 		if errors.Is(err, ErrStale) && attempt == 0 {
 			continue
 		}
@@ -138,7 +152,7 @@ func (p *Pool) RoundTrip(ctx context.Context, method, pathQuery string, hdr http
 	}
 }
 
-func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, method, pathQuery string, hdr http.Header, body []byte) (*http.Response, error) {
+func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, req *Request) (*http.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = pc.c.SetDeadline(dl)
 	}
@@ -162,15 +176,14 @@ func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, method, pat
 		}
 		return nil, err
 	}
-	writeRequest(pc.bw, method, pathQuery, p.host, hdr, body)
+	writeRequest(pc.bw, p.host, req)
 	if err := pc.bw.Flush(); err != nil {
 		return fail(err, true)
 	}
 	if _, err := pc.br.Peek(1); err != nil {
 		return fail(err, true)
 	}
-	req := &http.Request{Method: method}
-	resp, err := http.ReadResponse(pc.br, req)
+	resp, err := http.ReadResponse(pc.br, &http.Request{Method: req.Method})
 	if err != nil {
 		return fail(err, false)
 	}
@@ -181,32 +194,58 @@ func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, method, pat
 // writeRequest writes an HTTP/1.1 request head and body. Header values come
 // from net/http's server, which rejects CR/LF in them, so they can be
 // copied verbatim.
-func writeRequest(bw *bufio.Writer, method, pathQuery, host string, hdr http.Header, body []byte) {
-	bw.WriteString(method)
+func writeRequest(bw *bufio.Writer, host string, req *Request) {
+	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(pathQuery)
+	bw.WriteString(req.PathQuery)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
-	for k, vs := range hdr {
-		switch k {
-		case "Host", "Content-Length", "Expect":
+	for k, vs := range req.Header {
+		if skipHeader(k) || inPairs(req.Extra, k) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeHeader(bw, k, v)
 		}
 	}
-	if body != nil || method == http.MethodPost || method == http.MethodPut {
+	for i := 0; i+1 < len(req.Extra); i += 2 {
+		writeHeader(bw, req.Extra[i], req.Extra[i+1])
+	}
+	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.Itoa(len(body)))
+		bw.WriteString(strconv.Itoa(len(req.Body)))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
-	bw.Write(body)
+	bw.Write(req.Body)
+}
+
+func writeHeader(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+// skipHeader: headers this client sets itself, and hop-by-hop headers
+// (RFC 9110 §7.6.1), which describe the client's connection, not ours.
+func skipHeader(k string) bool {
+	switch k {
+	case "Host", "Content-Length", "Expect", "Connection", "Proxy-Connection", "Keep-Alive",
+		"Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+func inPairs(pairs []string, k string) bool {
+	for i := 0; i < len(pairs); i += 2 {
+		if pairs[i] == k {
+			return true
+		}
+	}
+	return false
 }
 
 // pooledBody returns the connection to the pool once the body was read to

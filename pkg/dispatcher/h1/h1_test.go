@@ -15,7 +15,9 @@ import (
 
 func roundTrip(t *testing.T, p *Pool, ctx context.Context, path, body string) (int, string, error) {
 	t.Helper()
-	resp, err := p.RoundTrip(ctx, http.MethodPost, path, http.Header{"X-A": {"1"}}, []byte(body))
+	resp, err := p.RoundTrip(ctx, Request{Method: http.MethodPost, PathQuery: path,
+		Header: http.Header{"X-A": {"1"}, "X-B": {"dropped"}, "Connection": {"Upgrade"}, "Upgrade": {"h2c"}},
+		Extra:  []string{"X-B", "2"}, Body: []byte(body)})
 	if err != nil {
 		return 0, "", err
 	}
@@ -28,7 +30,7 @@ func TestRoundTripReuseAndStale(t *testing.T) {
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-A")+" "+string(b))
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-A")+r.Header.Get("X-B")+r.Header.Get("Upgrade")+" "+string(b))
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -41,7 +43,7 @@ func TestRoundTripReuseAndStale(t *testing.T) {
 	defer p.Close()
 	for range 3 {
 		code, body, err := roundTrip(t, p, context.Background(), "/x?q=1", "hi")
-		if err != nil || code != 200 || body != "POST /x?q=1 1 hi" {
+		if err != nil || code != 200 || body != "POST /x?q=1 12 hi" {
 			t.Fatalf("%d %q %v", code, body, err)
 		}
 	}
