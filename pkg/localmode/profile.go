@@ -44,7 +44,7 @@ func (r *runner) profileKey(models map[string]string) (string, error) {
 		}
 		fmt.Fprintf(h, "%s=%x\n", n, fh.Sum(nil))
 	}
-	fmt.Fprintf(h, "unit=%d min=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=5\n", r.cfg.CoreUnitMilli, r.cfg.MinUnits, r.cfg.Units(), r.cfg.SLO,
+	fmt.Fprintf(h, "unit=%d min=%d units=%d slo=%v cpus=%d cpu=%s mode=%s v=6\n", r.cfg.CoreUnitMilli, r.cfg.MinUnits, r.cfg.Units(), r.cfg.SLO,
 		runtime.NumCPU(), cpuModel(), r.backend.Enforcement().Mode)
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
