@@ -107,7 +107,9 @@ func (d *InfAdapter) Name() string { return d.cfg.Name }
 
 // Decide forecasts the next interval's peak and plans for it.
 func (d *InfAdapter) Decide(now time.Time, obs Observation) (Plan, error) {
-	f, err := d.cfg.Forecaster.Forecast(obs.History)
+	// ForecastAt lets clocked forecasters (online retraining) keep their own
+	// record of the load across calls that each see only a sliding window.
+	f, err := forecast.ForecastAt(d.cfg.Forecaster, now, obs.History)
 	if err != nil {
 		return Plan{}, fmt.Errorf("forecast: %w", err)
 	}
