@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -73,7 +74,7 @@ func newFakeBackend(t *testing.T, name string) *fakeBackend {
 
 func newTestDispatcher(t *testing.T, cfg Config, opts ...Option) (*Dispatcher, *httptest.Server) {
 	t.Helper()
-	d, err := New(cfg, opts...)
+	d, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
