@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher
+.PHONY: all build test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher bench-milp
 
 all: build
 
@@ -32,6 +32,10 @@ testbin:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+# optimiser vs CBC on the same instances (needs coinor-cbc; docs/benchmarks.md).
+bench-milp:
+	$(GO) run ./hack/milp-bench -instances paper-sweep,20x200 -timelimit 2m
 
 # dispatcher vs nginx reverse proxy (needs nginx + wrk; docs/benchmarks.md).
 bench-dispatcher:
