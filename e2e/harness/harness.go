@@ -309,6 +309,9 @@ func (e *Env) startKube(ctx context.Context, root string) error {
 		return err
 	}
 	e.Config.QPS, e.Config.Burst = 200, 400
+	// Knative's defaulting webhook warns on every ksvc ("Kubernetes default
+	// value is insecure…"); client-go would print each one to stderr.
+	e.Config.WarningHandler = rest.NoWarnings{}
 	if e.Kube, err = kubernetes.NewForConfig(e.Config); err != nil {
 		return err
 	}
