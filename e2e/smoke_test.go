@@ -216,6 +216,13 @@ func TestSmoke(t *testing.T) {
 		}
 		return false, nil
 	})
+
+	var total int64
+	for name, kb := range env.RSS() {
+		total += kb
+		t.Logf("RSS %-24s %5d MiB", name, kb/1024)
+	}
+	t.Logf("RSS total                    %5d MiB", total/1024)
 }
 
 func ksvc(name, class string, minScale int) *servingv1.Service {

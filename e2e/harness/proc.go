@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -132,3 +134,26 @@ func (p *Proc) Stop() error { return p.stop(time.Second) }
 // Kill ends the process with SIGKILL at once (a crash, for restart tests)
 // and waits for the exit.
 func (p *Proc) Kill() error { return p.stop(0) }
+
+// RSS returns the resident set size in KiB of every running process of the
+// environment, by process name (from /proc/<pid>/status VmRSS).
+func (e *Env) RSS() map[string]int64 {
+	out := map[string]int64{}
+	for _, p := range e.Processes() {
+		if ok, _ := p.Exited(); ok {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					out[p.Name] += kb
+				}
+			}
+		}
+	}
+	return out
+}
