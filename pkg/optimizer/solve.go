@@ -410,7 +410,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 				}
 				room := float64(sv.lam - c.L)
 				reach += int64(min(room, math.Floor(float64(s.B-int(c.k))*eff+1e-9)))
-				if reach < e.L {
+				if reach < e.L && beam == 0 {
 					return
 				}
 				if rr := float64(reach - c.L); rr > 0 {
@@ -423,7 +423,9 @@ func (s *solver) dp(sv *svc, beam int) run {
 					}
 					ub += extra
 				}
-				if reach == e.L && ub < e.obj-1e-12 {
+				// (The beam pass ranks by the bound but does not prune with
+				// it, so that its best allocation survives as a path.)
+				if reach == e.L && ub < e.obj-1e-12 && beam == 0 {
 					return
 				}
 			}
