@@ -41,7 +41,12 @@ func main() {
 	cbc := flag.String("cbc", "cbc", "CBC binary")
 	limit := flag.Duration("timelimit", 5*time.Minute, "time limit per solver per instance")
 	dir := flag.String("dir", "", "where to write the .lp models (default: a temporary directory)")
+	child := flag.String("child", "", "internal: time Solve on this instance (name[@load]) and print the result")
 	flag.Parse()
+	if *child != "" {
+		runChild(*child)
+		return
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "milp-bench")
 		if err != nil {
@@ -63,18 +68,16 @@ func main() {
 		}
 		if name == "paper-sweep" {
 			for _, l := range []float64{30, 50, 100, 200, 274, 301} {
-				p := optimizer.BenchmarkInstance("paper")
-				p.Services[0].Load = l
 				probs = append(probs, struct {
 					label string
 					p     optimizer.Problem
-				}{fmt.Sprintf("paper λ=%g", l), p})
+				}{fmt.Sprintf("paper@%g", l), instance(fmt.Sprintf("paper@%g", l))})
 			}
 		} else {
 			probs = append(probs, struct {
 				label string
 				p     optimizer.Problem
-			}{name, optimizer.BenchmarkInstance(name)})
+			}{name, instance(name)})
 		}
 		for _, pr := range probs {
 			row(pr.label, pr.p, *cbc, *dir, *limit)
@@ -95,7 +98,7 @@ func row(label string, p optimizer.Problem, cbc, dir string, limit time.Duration
 		size += fmt.Sprintf(" (≤%d cores × ≤%d replicas)", p.MaxCoresPerReplica, p.MaxReplicas)
 	}
 
-	ours, oursObj, oursErr := timeOurs(p, limit)
+	ours, oursObj, oursErr := timeOurs(label, limit)
 	file := filepath.Join(dir, sanitize(label)+".lp")
 	nbin, err := writeLP(file, p)
 	if err != nil {
@@ -128,41 +131,65 @@ func row(label string, p optimizer.Problem, cbc, dir string, limit time.Duration
 		fmtT(ours, oursErr), fmtT(cbcTime, cbcErr), ratio, objS(oursObj, oursErr), objS(cbcObj, cbcErr), agree)
 }
 
-// timeOurs runs Solve repeatedly for at least 1 s (at least once) and
-// returns the mean time per solve; it gives up after limit.
-func timeOurs(p optimizer.Problem, limit time.Duration) (time.Duration, float64, error) {
-	type res struct {
-		d   time.Duration
-		obj float64
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		var n int
-		var obj float64
-		start := time.Now()
-		for n == 0 || time.Since(start) < time.Second {
-			sol, err := optimizer.Solve(p)
-			if err != nil {
-				ch <- res{err: err}
-				return
-			}
-			if !sol.Feasible {
-				ch <- res{err: errors.New("infeasible")}
-				return
-			}
-			obj = sol.Objective
-			n++
+// instance returns a benchmark instance by name, "name@load" overriding
+// the first service's load.
+func instance(spec string) optimizer.Problem {
+	name, load, hasLoad := strings.Cut(spec, "@")
+	p := optimizer.BenchmarkInstance(name)
+	if hasLoad {
+		l, err := strconv.ParseFloat(load, 64)
+		if err != nil {
+			fatal(err)
 		}
-		ch <- res{d: time.Since(start) / time.Duration(n), obj: obj}
-	}()
-	select {
-	case r := <-ch:
-		return r.d, r.obj, r.err
-	case <-time.After(limit):
-		// The goroutine keeps running; the process exits at the end.
-		return 0, 0, fmt.Errorf("> %s (not finished)", limit)
+		p.Services[0].Load = l
 	}
+	return p
+}
+
+// runChild times Solve on one instance for at least 1 s (at least once)
+// and prints "<ns per solve> <objective>".
+func runChild(spec string) {
+	p := instance(spec)
+	var n int
+	var obj float64
+	start := time.Now()
+	for n == 0 || time.Since(start) < time.Second {
+		sol, err := optimizer.Solve(p)
+		if err != nil {
+			fatal(err)
+		}
+		if !sol.Feasible {
+			fatal(errors.New("infeasible"))
+		}
+		obj = sol.Objective
+		n++
+	}
+	fmt.Printf("%d %.17g\n", int64(time.Since(start))/int64(n), obj)
+}
+
+// timeOurs runs our solver in a child process (so that a run over the
+// limit can be stopped and does not compete with CBC for the CPU) and
+// returns the mean time per solve and the objective.
+func timeOurs(spec string, limit time.Duration) (time.Duration, float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, self, "-child", spec).Output()
+	if ctx.Err() != nil {
+		return 0, 0, fmt.Errorf("> %s (stopped)", limit)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("ours: %v", err)
+	}
+	var ns int64
+	var obj float64
+	if _, err := fmt.Sscan(string(out), &ns, &obj); err != nil {
+		return 0, 0, fmt.Errorf("ours: bad output %q", out)
+	}
+	return time.Duration(ns), obj, nil
 }
 
 var (
