@@ -174,7 +174,6 @@ type solver struct {
 	scale float64
 	svcs  []*svc
 	workspace
-	capScale []int64
 }
 
 func newSolver(p Problem) *solver {
