@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -146,9 +147,9 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("revision pods: got %d, want 2", len(pods.Items))
 	}
 	for _, p := range pods.Items {
-		if p.Status.Phase != corev1.PodRunning || !podReady(&p) || !strings.HasPrefix(p.Status.PodIP, "127.1.") || !strings.HasPrefix(p.Spec.NodeName, "kwok-node-") {
-			t.Fatalf("pod %s: phase %s ready %v ip %q node %q; want Running, Ready, 127.1.x.y on a kwok node",
-				p.Name, p.Status.Phase, podReady(&p), p.Status.PodIP, p.Spec.NodeName)
+		if p.Status.Phase != corev1.PodRunning || !podReady(&p) || !podIPIn(p.Status.PodIP, env.PodCIDR) || !strings.HasPrefix(p.Spec.NodeName, "kwok-node-") {
+			t.Fatalf("pod %s: phase %s ready %v ip %q node %q; want Running, Ready, an IP in %s on a kwok node",
+				p.Name, p.Status.Phase, podReady(&p), p.Status.PodIP, p.Spec.NodeName, env.PodCIDR)
 		}
 	}
 
@@ -239,6 +240,11 @@ func ksvc(name, class string, minScale int) *servingv1.Service {
 			}}}},
 		}}},
 	}
+}
+
+func podIPIn(ip, cidr string) bool {
+	_, n, err := net.ParseCIDR(cidr)
+	return err == nil && n.Contains(net.ParseIP(ip))
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -11,7 +11,7 @@
 // free on 127.0.0.1, so environments on one machine do not collide, and
 // Env.Stop kills every process it started by PID (SIGTERM, SIGKILL after
 // about a second). Kubernetes nodes and pods are simulated by kwok: pods get
-// loopback IPs 127.1.x.y, so a test can bind fake model servers to them.
+// loopback IPs from a per-environment 127.X.0.0/16 (Env.PodCIDR), so a test can bind fake model servers to them.
 //
 // What is faked and why (see docs/testbed.md): the kubelet/container runtime
 // (kwok; nothing runs in pods), the Knative networking layer (an in-process

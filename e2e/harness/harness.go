@@ -72,16 +72,21 @@ type Env struct {
 	Nodes      []string
 	// APIServerURL is https://127.0.0.1:<port>.
 	APIServerURL string
+	// PodCIDR is the loopback /16 kwok assigns pod IPs from (127.X.0.0/16),
+	// reserved for this environment so concurrent environments never share
+	// pod IPs.
+	PodCIDR string
 	// Timings of the start-up phases, in order (for docs/testbed.md).
 	Timings []Timing
 
-	opts    Options
-	pki     *pki
-	applier *applier
-	cancel  context.CancelFunc // stops in-process goroutines (fake ingress)
-	mu      sync.Mutex
-	procs   []*Proc // start order
-	stopped bool
+	opts        Options
+	releaseCIDR func()
+	pki         *pki
+	applier     *applier
+	cancel      context.CancelFunc // stops in-process goroutines (fake ingress)
+	mu          sync.Mutex
+	procs       []*Proc // start order
+	stopped     bool
 }
 
 // Timing is one start-up phase and the elapsed time since Start began.
@@ -205,6 +210,9 @@ func (e *Env) Stop() error {
 	if e.cancel != nil {
 		e.cancel()
 	}
+	if e.releaseCIDR != nil {
+		defer e.releaseCIDR() // after every process (kwok) is gone
+	}
 	var first, api, etcd []*Proc
 	for _, p := range procs {
 		switch p.Name {
@@ -269,6 +277,9 @@ func (e *Env) startKube(ctx context.Context, root string) error {
 		return err
 	}
 	etcdClient, etcdPeer, apiPort, kwokPort := ports[0], ports[1], ports[2], ports[3]
+	if e.PodCIDR, e.releaseCIDR, err = reservePodCIDR(); err != nil {
+		return err
+	}
 	if e.pki, err = newPKI(filepath.Join(e.RunDir, "pki")); err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
@@ -342,7 +353,7 @@ func (e *Env) startKube(ctx context.Context, root string) error {
 	addr := "127.0.0.1:" + strconv.Itoa(kwokPort)
 	if _, err := e.start("kwok", e.Bin.Kwok, []string{kc, "--config=" + kwokCfg,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--node-ip=127.0.0.1", "--cidr=127.1.0.0/16", "--server-address=" + addr, "--node-port=" + strconv.Itoa(kwokPort),
+		"--node-ip=127.0.0.1", "--cidr=" + e.PodCIDR, "--server-address=" + addr, "--node-port=" + strconv.Itoa(kwokPort),
 		// without a lease kwok refreshes node status only every ~55 s; the node
 		// then flaps NotReady and Running pods are marked NotReady for good.
 		"--node-lease-duration-seconds=40",

@@ -43,7 +43,7 @@ type PodJob struct {
 	Name          string // job name
 	Namespace     string // "" = all namespaces
 	LabelSelector string // e.g. "serving.knative.dev/service=resnet-predictor"
-	Port          int    // scraped port on the pod IP (127.1.x.y)
+	Port          int    // scraped port on the pod IP (in Env.PodCIDR)
 	Path          string // default /metrics
 }
 
