@@ -209,6 +209,15 @@ type PlannedVariant struct {
 	Percent  int    `json:"percent"`  // splitter weight, integer percent
 }
 
+// Cores is the plan's total cores (cores per replica × replicas).
+func (s StoredPlan) Cores() int {
+	n := 0
+	for _, v := range s.Variants {
+		n += v.Cores * v.Replicas
+	}
+	return n
+}
+
 // Get returns the planned variant called name (zero value if absent).
 func (s StoredPlan) Get(name string) PlannedVariant {
 	for _, v := range s.Variants {

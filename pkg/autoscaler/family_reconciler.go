@@ -112,6 +112,9 @@ type familyState struct {
 	decider decider.Decider
 	history []float64
 	lastObs time.Time
+	// lastRead is when metrics were last read; lastReadings what was read.
+	lastRead     time.Time
+	lastReadings map[string]metricsource.Reading
 }
 
 // member is one variant's view of the cluster.
@@ -197,7 +200,7 @@ func (r *FamilyReconciler) sync(ctx context.Context, ns, fam string) (time.Durat
 	}
 
 	// Observe.
-	obs := r.observe(ctx, now, cfg, st, members, g, fc.SplitterNode)
+	obs := r.observe(ctx, now, cfg, st, members, g, fc.SplitterNode, fc.Interval)
 
 	// Decide when due (the stored plan's time survives restarts).
 	planKey := PlanKey
@@ -205,6 +208,9 @@ func (r *FamilyReconciler) sync(ctx context.Context, ns, fam string) (time.Durat
 		planKey = DryRunPlanKey
 	}
 	stored, haveStored := readPlan(g, planKey)
+	if haveStored {
+		recordPlan(ns, fam, stored) // metrics follow the cluster, also after a restart
+	}
 	names := variantNames(members)
 	if !haveStored || now.Sub(stored.DecidedAt) >= fc.Interval || !sameNames(stored, names) {
 		t0 := time.Now()
@@ -419,7 +425,7 @@ func (r *FamilyReconciler) state(key string, fc FamilyConfig, p profile.Profile)
 
 // observe reads metrics and builds the decider's observation.
 func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Config, st *familyState,
-	ms []*member, g *unstructured.Unstructured, node string) decider.Observation {
+	ms []*member, g *unstructured.Unstructured, node string, interval time.Duration) decider.Observation {
 	weights, _ := knbackend.Weights(g, node)
 	var obs decider.Observation
 	var targets []metricsource.Target
@@ -437,13 +443,28 @@ func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Conf
 		}
 		obs.Current = append(obs.Current, vs)
 	}
+	// Read at most every minObserve: a pass can come every --retry-delay
+	// while a change is in flight, and rates over sub-second windows of
+	// discrete counters are noise (a 0.1 s window with 20 requests reads as
+	// 200 rps), which a max-based forecaster would then plan for.
 	readings := map[string]metricsource.Reading{}
-	if src := r.Source(cfg); src != nil {
+	minObserve := max(time.Second, min(interval/2, 5*time.Second))
+	if src := r.Source(cfg); src != nil && (st.lastRead.IsZero() || now.Sub(st.lastRead) >= minObserve) {
 		var err error
 		readings, err = src.Read(ctx, now, targets)
 		if err != nil {
 			logging.FromContext(ctx).Debugw("metrics", "error", err)
 		}
+		st.lastRead = now
+	} else {
+		readings = map[string]metricsource.Reading{}
+		for k, v := range st.lastReadings {
+			v.OK = false // already in the history
+			readings[k] = v
+		}
+	}
+	if len(readings) > 0 {
+		st.lastReadings = readings
 	}
 	total, window, ok := 0.0, time.Duration(0), false
 	for _, m := range ms {
