@@ -42,7 +42,27 @@ type FamilyConfig struct {
 	Profile string
 	// SplitterNode is the InferenceGraph node whose weights we set.
 	SplitterNode string
+	// CPUMode says how cores per replica are applied: in place (pods/resize)
+	// or by a new revision at the new size; auto picks resize when the API
+	// server serves pods/resize.
+	CPUMode CPUMode
 }
+
+// CPUMode selects how a variant's cores per replica change.
+type CPUMode string
+
+const (
+	// CPUResize resizes the running pods in place (pods/resize) and
+	// re-applies the size to pods created later. No restart, no model load.
+	CPUResize CPUMode = "resize"
+	// CPURevision patches the InferenceService's predictor resources, so
+	// Knative rolls out a new revision at the new size; its traffic moves
+	// when the new revision is Ready. Costs a rollout with a model load.
+	CPURevision CPUMode = "revision"
+	// CPUAuto is CPUResize when the API server serves pods/resize (detected
+	// once by discovery), else CPURevision.
+	CPUAuto CPUMode = "auto"
+)
 
 // DefaultFamilyConfig is the paper's setup (reference §1.3).
 func DefaultFamilyConfig() FamilyConfig {
@@ -57,6 +77,7 @@ func DefaultFamilyConfig() FamilyConfig {
 		Forecaster:    "paper",
 		Stabilization: 4,
 		SplitterNode:  "root",
+		CPUMode:       CPUAuto,
 	}
 }
 
@@ -221,6 +242,14 @@ func (p *parser) family(m map[string]string, prefix string, f *FamilyConfig) {
 			f.Profile = v
 		}
 	}
+	if v, ok := m[k("cpu-mode")]; ok {
+		switch c := CPUMode(strings.TrimSpace(v)); c {
+		case CPUResize, CPURevision, CPUAuto:
+			f.CPUMode = c
+		default:
+			p.fail(k("cpu-mode"), v, "want resize, revision or auto")
+		}
+	}
 	if v, ok := m[k("splitter-node")]; ok {
 		if strings.TrimSpace(v) == "" {
 			p.fail(k("splitter-node"), v, "must not be empty")
@@ -245,6 +274,11 @@ func (f FamilyConfig) Validate() error {
 	if f.SLO <= 0 {
 		errs = append(errs, fmt.Errorf("slo %s must be positive", f.SLO))
 	}
+	switch f.CPUMode {
+	case CPUResize, CPURevision, CPUAuto:
+	default:
+		errs = append(errs, fmt.Errorf("cpu-mode %q: want resize, revision or auto", f.CPUMode))
+	}
 	return errors.Join(errs...)
 }
 
@@ -254,7 +288,7 @@ func (f FamilyConfig) Validate() error {
 var configKeys = map[string]bool{
 	"_example": true, "slo": true, "core-budget": true, "min-cores": true, "max-cores-per-replica": true,
 	"max-replicas": true, "alpha": true, "beta": true, "interval": true, "forecaster": true, "stabilization": true,
-	"dry-run": true, "profile": true, "splitter-node": true, "metrics-source": true, "prometheus-url": true,
+	"dry-run": true, "profile": true, "splitter-node": true, "cpu-mode": true, "metrics-source": true, "prometheus-url": true,
 	"metrics-port": true, "metrics-path": true, "request-count-metric": true, "latency-metric": true,
 	"latency-unit": true, "scrape-timeout": true, "history-window": true,
 	"prometheus-namespace-label": true, "prometheus-revision-label": true,

@@ -42,16 +42,17 @@ func TestNewConfigFromMap(t *testing.T) {
 	}{
 		{name: "empty gives defaults", data: nil, want: func(*Config) {}},
 		{name: "overrides", data: map[string]string{"slo": "500ms", "core-budget": "12", "interval": "10s",
-			"forecaster": "last,headroom=10", "dry-run": "true", "metrics-source": "prometheus", "prometheus-url": "http://p:9090"},
+			"forecaster": "last,headroom=10", "dry-run": "true", "metrics-source": "prometheus", "prometheus-url": "http://p:9090", "cpu-mode": " revision "},
 			want: func(c *Config) {
+				c.Family.CPUMode = CPURevision
 				c.Family.SLO, c.Family.CoreBudget, c.Family.Interval = 500*time.Millisecond, 12, 10*time.Second
 				c.Family.Forecaster, c.Family.DryRun = "last,headroom=10", true
 				c.MetricsSource, c.PrometheusURL = MetricsPrometheus, "http://p:9090"
 			}},
 		{name: "every bad key named", data: map[string]string{"slo": "fast", "core-budget": "-1", "alpha": "NaN",
-			"dry-run": "maybe", "forecaster": "crystal-ball", "metrics-source": "tea", "colour": "red"},
+			"dry-run": "maybe", "forecaster": "crystal-ball", "metrics-source": "tea", "colour": "red", "cpu-mode": "restart"},
 			wantErr: []string{`slo: "fast"`, `core-budget: "-1"`, `alpha: "NaN"`, `dry-run: "maybe"`, `forecaster: "crystal-ball"`,
-				`metrics-source: "tea"`, `unknown key "colour"`}},
+				`metrics-source: "tea"`, `unknown key "colour"`, `cpu-mode: "restart": want resize, revision or auto`}},
 		{name: "cross-field", data: map[string]string{"core-budget": "2", "min-cores": "4"},
 			wantErr: []string{"min-cores 4 exceeds core-budget 2"}},
 		{name: "prometheus needs url", data: map[string]string{"metrics-source": "prometheus"},
@@ -86,9 +87,16 @@ func TestNewConfigFromMap(t *testing.T) {
 func TestParseFamilyConfig(t *testing.T) {
 	def := DefaultFamilyConfig()
 	got, err := ParseFamilyConfig("InferenceGraph ns/g", map[string]string{
-		CoreBudgetKey: "8", MinCoresKey: "1", MaxReplicasKey: "3", IntervalKey: "5s", "other.io/x": "ignored"}, def)
+		CoreBudgetKey: "8", MinCoresKey: "1", MaxReplicasKey: "3", IntervalKey: "5s", CPUModeKey: "resize", "other.io/x": "ignored"}, def)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got.CPUMode != CPUResize {
+		t.Fatalf("cpu-mode %q, want resize", got.CPUMode)
+	}
+	if _, err := ParseFamilyConfig("InferenceGraph ns/g", map[string]string{CPUModeKey: "Revision"}, def); err == nil ||
+		!strings.Contains(err.Error(), `InferenceGraph ns/g: infadapter.io/cpu-mode: "Revision": want resize, revision or auto`) {
+		t.Fatalf("bad cpu-mode: %v", err)
 	}
 	if got.CoreBudget != 8 || got.MinCores != 1 || got.MaxReplicas != 3 || got.Interval != 5*time.Second || got.Alpha != def.Alpha {
 		t.Fatalf("got %+v", got)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -135,9 +137,10 @@ func NewFamilyController(ctx context.Context, cmw configmap.Watcher, o Options) 
 			}
 			return autoscalerConfig(context.Background())
 		},
-		NewDecider: o.NewDecider,
-		Recorder:   recorder,
-		RetryDelay: o.RetryDelay,
+		NewDecider:      o.NewDecider,
+		Recorder:        recorder,
+		RetryDelay:      o.RetryDelay,
+		ResizeSupported: resizeDetector(kube),
 		Source: func(c *Config) metricsource.Source {
 			if sc := src.Load(); sc != nil && sc.cfg == c {
 				return sc.src
@@ -153,6 +156,29 @@ func NewFamilyController(ctx context.Context, cmw configmap.Watcher, o Options) 
 		impl.EnqueueKeyAfter(types.NamespacedName{Namespace: ns, Name: name}, after)
 	}
 	return impl, r
+}
+
+// resizeDetector asks discovery once whether the API server serves
+// pods/resize (cpu-mode auto); a failed lookup is retried on the next call.
+// A cluster is not upgraded under a running controller often enough to
+// re-ask: a restart picks the change up.
+func resizeDetector(kube kubernetes.Interface) func(context.Context) (bool, error) {
+	var mu sync.Mutex
+	var known, ok bool
+	return func(ctx context.Context) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if known {
+			return ok, nil
+		}
+		v, err := knbackend.ServesPodResize(kube.Discovery())
+		if err != nil {
+			return false, err
+		}
+		known, ok = true, v
+		logging.FromContext(ctx).Infow("cpu-mode auto resolved", "podsResize", v)
+		return v, nil
+	}
 }
 
 type sourceCache struct {

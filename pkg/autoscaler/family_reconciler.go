@@ -25,6 +25,8 @@ import (
 	"knative.dev/pkg/logging"
 	"knative.dev/serving/pkg/apis/autoscaling"
 	asv1alpha1 "knative.dev/serving/pkg/apis/autoscaling/v1alpha1"
+	"knative.dev/serving/pkg/apis/serving"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"knative.dev/serving/pkg/autoscaler/config/autoscalerconfig"
 	palisters "knative.dev/serving/pkg/client/listers/autoscaling/v1alpha1"
 	servinglisters "knative.dev/serving/pkg/client/listers/serving/v1"
@@ -41,6 +43,7 @@ import (
 type Applier interface {
 	SetReplicas(ctx context.Context, ns, deployment string, n int32) (bool, error)
 	ResizePod(ctx context.Context, pod *corev1.Pod, container string, cores int) (bool, error)
+	SetPredictorCPU(ctx context.Context, ns, isvc, container string, cores int) (bool, error)
 	SetWeights(ctx context.Context, g *unstructured.Unstructured, node string, weights map[string]int) (bool, error)
 	Annotate(ctx context.Context, ns, name string, ann map[string]*string) error
 }
@@ -99,6 +102,9 @@ type FamilyReconciler struct {
 	EnqueueAfter func(key string, after time.Duration)
 	// RetryDelay is the requeue delay while a change is in flight (default 1s).
 	RetryDelay time.Duration
+	// ResizeSupported says whether the API server serves pods/resize; it
+	// resolves cpu-mode auto. nil means supported (resize).
+	ResizeSupported func(ctx context.Context) (bool, error)
 
 	mu   sync.Mutex
 	fams map[string]*familyState
@@ -129,7 +135,12 @@ type member struct {
 	revReady   bool
 	pods       []*corev1.Pod
 	cores      int // current cores per replica (from pod status, else revision)
+	revCores   int // cores per replica the revision's template asks for (limit, rounded up)
 	lo, hi     int32
+	// routedUntil is when Knative stopped routing to the revision (its
+	// serving.knative.dev/routingStateModified annotation); retired
+	// members only.
+	routedUntil time.Time
 }
 
 // Reconcile implements knative.dev/pkg/controller.Reconciler.
@@ -176,7 +187,7 @@ func (r *FamilyReconciler) sync(ctx context.Context, ns, fam string) (time.Durat
 	if err != nil {
 		return cfg.Family.Interval, r.report(ctx, g, "InvalidAnnotation", err)
 	}
-	members, problems := r.members(ns, fam)
+	members, retired, problems := r.members(ns, fam)
 	var base *profile.Profile
 	if fc.Profile != "" {
 		if base, err = r.loadProfile(ctx, ns, fc.Profile); err != nil {
@@ -251,7 +262,11 @@ func (r *FamilyReconciler) sync(ctx context.Context, ns, fam string) (time.Durat
 	if fc.DryRun || !haveStored {
 		return untilNext, nil
 	}
-	converged, err := r.actuate(ctx, g, fc.SplitterNode, stored, members)
+	mode, err := r.cpuMode(ctx, fc.CPUMode)
+	if err != nil {
+		return r.retry(), err
+	}
+	converged, err := r.actuate(ctx, g, fc.SplitterNode, stored, members, retired, mode)
 	if err != nil {
 		return r.retry(), err
 	}
@@ -284,16 +299,49 @@ func (r *FamilyReconciler) familyPAs(ns, fam string) []*asv1alpha1.PodAutoscaler
 	return out
 }
 
+// cpuMode resolves auto: resize when the API server serves pods/resize.
+func (r *FamilyReconciler) cpuMode(ctx context.Context, m CPUMode) (CPUMode, error) {
+	if m != CPUAuto {
+		return m, nil
+	}
+	if r.ResizeSupported == nil {
+		return CPUResize, nil
+	}
+	ok, err := r.ResizeSupported(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cpu-mode auto: %w", err)
+	}
+	if ok {
+		return CPUResize, nil
+	}
+	return CPURevision, nil
+}
+
 // members collects the family's variants: per variant the PA of its newest
-// reachable revision (older revisions are left to the PA reconciler, which
-// scales unreachable ones to their lower bound).
-func (r *FamilyReconciler) members(ns, fam string) ([]*member, []error) {
+// reachable revision. Older revisions that are still routed (a new revision
+// is not Ready yet) are left alone: they serve the variant's traffic until
+// Knative moves it. Revisions Knative no longer routes (routing state
+// "reserve", PA Unreachable) are returned as retired, to be scaled to 0.
+func (r *FamilyReconciler) members(ns, fam string) ([]*member, []*member, []error) {
 	var errs []error
+	var retired []*member
 	best := map[string]*member{}
 	gen := map[string]int{}
 	asCfg := r.ASConfig()
 	for _, pa := range r.familyPAs(ns, fam) {
 		if pa.Spec.Reachability == asv1alpha1.ReachabilityUnreachable {
+			rev, err := r.RevisionLister.Revisions(ns).Get(pa.Name)
+			if err != nil || rev.GetRoutingState() != servingv1.RoutingStateReserve {
+				continue // e.g. unreachable by an infrastructure failure: not ours to retire
+			}
+			m := &member{pa: pa, service: IsvcName(pa), deployment: pa.Spec.ScaleTargetRef.Name}
+			if d, err := r.DeployLister.Deployments(ns).Get(m.deployment); err == nil && d.Spec.Replicas != nil {
+				m.specRepl = *d.Spec.Replicas
+			}
+			if t, err := time.Parse(time.RFC3339, rev.Annotations[serving.RoutingStateModifiedAnnotationKey]); err == nil {
+				m.routedUntil = t
+			}
+			retired = append(retired, m)
 			continue
 		}
 		spec, err := ParseVariantSpec("PodAutoscaler "+ns+"/"+pa.Name, pa.Annotations, IsvcName(pa))
@@ -323,6 +371,8 @@ func (r *FamilyReconciler) members(ns, fam string) ([]*member, []error) {
 				}
 				if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
 					revCores = int((q.MilliValue() + 999) / 1000)
+				} else if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+					revCores = int((q.MilliValue() + 999) / 1000)
 				}
 			}
 		}
@@ -337,6 +387,7 @@ func (r *FamilyReconciler) members(ns, fam string) ([]*member, []error) {
 				m.cores = c
 			}
 		}
+		m.revCores = revCores
 		if m.cores == 0 {
 			m.cores = revCores
 		}
@@ -347,7 +398,7 @@ func (r *FamilyReconciler) members(ns, fam string) ([]*member, []error) {
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].spec.Name < out[j].spec.Name })
-	return out, errs
+	return out, retired, errs
 }
 
 func variantNames(ms []*member) []string {
@@ -523,17 +574,54 @@ func desired(m *member, pv PlannedVariant) int32 {
 
 // actuate moves the cluster one safe step towards the plan and reports
 // whether it is there. Order (create-before-delete):
-//  1. scale up and resize every planned variant;
+//  1. scale up and resize every planned variant (cpu-mode revision: patch
+//     the InferenceService's CPU instead, which creates a new revision;
+//     the old one is not scaled up since it is being replaced);
 //  2. once every variant with weight > 0 has a Ready revision with its
-//     planned replicas ready, set the splitter weights;
+//     planned replicas ready (revision mode: and that revision is the one
+//     at the planned CPU), set the splitter weights;
 //  3. once the graph carries the planned weights, scale down (a variant
 //     goes to 0 only when its weight is already 0).
-func (r *FamilyReconciler) actuate(ctx context.Context, g *unstructured.Unstructured, node string, p StoredPlan, ms []*member) (bool, error) {
+//
+// Revisions Knative no longer routes (retired) go to 0 replicas once
+// config-autoscaler's scale-to-zero-grace-period has passed since the route
+// moved (the time the ingress may take to stop sending them requests, as
+// for Knative's KPA).
+func (r *FamilyReconciler) actuate(ctx context.Context, g *unstructured.Unstructured, node string, p StoredPlan,
+	ms, retired []*member, mode CPUMode) (bool, error) {
 	converged := true
 	ns := g.GetNamespace()
+	grace := r.ASConfig().ScaleToZeroGracePeriod
+	for _, m := range retired {
+		if m.specRepl == 0 {
+			continue
+		}
+		if wait := m.routedUntil.Add(grace).Sub(r.Clock.Now()); wait > 0 {
+			converged = false
+			continue
+		}
+		if _, err := r.Apply.SetReplicas(ctx, ns, m.deployment, 0); err != nil {
+			return false, err
+		}
+		r.Recorder.Eventf(m.pa, corev1.EventTypeNormal, "ScaledDown", "%s: %d → 0 replicas (revision no longer routed)", m.deployment, m.specRepl)
+	}
 	for _, m := range ms {
 		pv := p.Get(m.spec.Name)
 		want := desired(m, pv)
+		replaced := mode == CPURevision && pv.Cores > 0 && m.revCores != pv.Cores
+		if replaced {
+			changed, err := r.Apply.SetPredictorCPU(ctx, ns, m.service, m.container, pv.Cores)
+			if err != nil {
+				return false, err
+			}
+			if changed {
+				r.Recorder.Eventf(m.pa, corev1.EventTypeNormal, "RevisionRequested",
+					"InferenceService %s container %s: %d → %d cores (a new revision; traffic moves when it is Ready)",
+					m.service, m.container, m.revCores, pv.Cores)
+			}
+			converged = false
+			continue // this revision is being replaced: no scale-up, no resize
+		}
 		if m.specRepl < want {
 			if _, err := r.Apply.SetReplicas(ctx, ns, m.deployment, want); err != nil {
 				return false, err
@@ -541,7 +629,7 @@ func (r *FamilyReconciler) actuate(ctx context.Context, g *unstructured.Unstruct
 			r.Recorder.Eventf(m.pa, corev1.EventTypeNormal, "ScaledUp", "%s: %d → %d replicas", m.deployment, m.specRepl, want)
 			converged = false
 		}
-		if pv.Cores > 0 {
+		if pv.Cores > 0 && mode != CPURevision {
 			for _, pod := range m.pods {
 				changed, err := r.Apply.ResizePod(ctx, pod, m.container, pv.Cores)
 				if err != nil {
@@ -574,9 +662,11 @@ func (r *FamilyReconciler) actuate(ctx context.Context, g *unstructured.Unstruct
 		var waiting []string
 		for _, m := range ms {
 			pv := p.Get(m.spec.Name)
-			if pv.Percent > 0 && (!m.revReady || m.ready < max(desired(m, pv), 1)) {
+			atSize := mode != CPURevision || pv.Cores == 0 || m.revCores == pv.Cores
+			if pv.Percent > 0 && (!m.revReady || !atSize || m.ready < max(desired(m, pv), 1)) {
 				ready = false
-				waiting = append(waiting, fmt.Sprintf("%s (revision ready %t, %d/%d pods)", m.spec.Name, m.revReady, m.ready, desired(m, pv)))
+				waiting = append(waiting, fmt.Sprintf("%s (revision %s ready %t at %d cores, plan %d; %d/%d pods)",
+					m.spec.Name, m.pa.Name, m.revReady, m.revCores, pv.Cores, m.ready, desired(m, pv)))
 			}
 		}
 		if !ready {

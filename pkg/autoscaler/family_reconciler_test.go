@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	appsv1listers "k8s.io/client-go/listers/apps/v1"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -24,6 +26,7 @@ import (
 	"knative.dev/pkg/ptr"
 	"knative.dev/serving/pkg/apis/autoscaling"
 	asv1alpha1 "knative.dev/serving/pkg/apis/autoscaling/v1alpha1"
+	"knative.dev/serving/pkg/apis/serving"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	asconfig "knative.dev/serving/pkg/autoscaler/config"
 	"knative.dev/serving/pkg/autoscaler/config/autoscalerconfig"
@@ -43,6 +46,8 @@ type world struct {
 	graph                 *unstructured.Unstructured
 	calls                 []string
 	failNext              error
+	// isvcCores is each InferenceService's predictor CPU (revision mode).
+	isvcCores map[string]int
 }
 
 func newWorld() *world {
@@ -132,6 +137,18 @@ func (w *world) ResizePod(_ context.Context, pod *corev1.Pod, container string, 
 	p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = q
 	p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = q
 	w.pods.Update(p)
+	return true, nil
+}
+
+func (w *world) SetPredictorCPU(_ context.Context, ns, isvc, container string, cores int) (bool, error) {
+	if w.isvcCores == nil {
+		w.isvcCores = map[string]int{}
+	}
+	if w.isvcCores[isvc] == cores {
+		return false, nil
+	}
+	w.calls = append(w.calls, fmt.Sprintf("cpu %s %s %d", isvc, container, cores))
+	w.isvcCores[isvc] = cores
 	return true, nil
 }
 
@@ -438,5 +455,153 @@ func TestFamilyNothingRuns(t *testing.T) {
 	}
 	if got := w.replicas("a"); got != 1 {
 		t.Fatalf("replicas %d, want 1 (weight 100 stays on a)", got)
+	}
+}
+
+// addRevision adds generation gen of isvc (what Knative creates after the
+// InferenceService's template changed): its PA, revision at cores (not
+// Ready), and a Deployment at replicas with no ready pods.
+func (w *world) addRevision(isvc string, gen int, cores int, replicas int32) string {
+	rev := fmt.Sprintf("%s-predictor-%05d", isvc, gen)
+	w.pas.Add(&asv1alpha1.PodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: rev, Namespace: "ns",
+		Labels: map[string]string{ksvcLabel: isvc + "-predictor", "serving.knative.dev/configurationGeneration": fmt.Sprint(gen)},
+		Annotations: map[string]string{autoscaling.ClassAnnotationKey: Class, FamilyKey: "fam",
+			AccuracyKey: "0.7", CapacityKey: "1:5,2:10"}},
+		Spec: asv1alpha1.PodAutoscalerSpec{ScaleTargetRef: corev1.ObjectReference{Name: rev + "-deployment"}}})
+	cpu := resource.MustParse(fmt.Sprint(cores))
+	w.revs.Add(&servingv1.Revision{ObjectMeta: metav1.ObjectMeta{Name: rev, Namespace: "ns"},
+		Spec: servingv1.RevisionSpec{PodSpec: corev1.PodSpec{Containers: []corev1.Container{{Name: "kserve-container",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: cpu}}}}}},
+		Status: servingv1.RevisionStatus{Status: duckv1.Status{Conditions: duckv1.Conditions{{Type: apis.ConditionReady, Status: corev1.ConditionUnknown}}}}})
+	w.deps.Add(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: rev + "-deployment", Namespace: "ns"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.Int32(replicas)}})
+	return rev
+}
+
+// readyRevision marks rev Ready with n ready pods at cores.
+func (w *world) readyRevision(rev string, n int32, cores int) {
+	obj, _, _ := w.revs.GetByKey("ns/" + rev)
+	r := obj.(*servingv1.Revision).DeepCopy()
+	r.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionReady, Status: corev1.ConditionTrue}}
+	w.revs.Update(r)
+	obj, _, _ = w.deps.GetByKey("ns/" + rev + "-deployment")
+	d := obj.(*appsv1.Deployment).DeepCopy()
+	d.Status.ReadyReplicas = n
+	w.deps.Update(d)
+	for i := range n {
+		w.addPod(rev, i, cores)
+	}
+}
+
+// retire is what Knative does once the route moved off rev: routing state
+// reserve (with its timestamp) on the revision, Unreachable on the PA.
+func (w *world) retire(rev string, at time.Time) {
+	obj, _, _ := w.revs.GetByKey("ns/" + rev)
+	r := obj.(*servingv1.Revision).DeepCopy()
+	r.Labels = map[string]string{serving.RoutingStateLabelKey: string(servingv1.RoutingStateReserve)}
+	r.Annotations = map[string]string{serving.RoutingStateModifiedAnnotationKey: at.UTC().Format(time.RFC3339)}
+	w.revs.Update(r)
+	obj, _, _ = w.pas.GetByKey("ns/" + rev)
+	pa := obj.(*asv1alpha1.PodAutoscaler).DeepCopy()
+	pa.Spec.Reachability = asv1alpha1.ReachabilityUnreachable
+	w.pas.Update(pa)
+}
+
+// TestFamilyRevisionMode: with cpu-mode revision, moving all traffic from a
+// to b at a new size patches b's InferenceService (no pod resize, no
+// scale-up of the revision being replaced), moves the split only when the
+// new revision at the planned CPU is Ready, then scales a down, and scales
+// b's old revision to 0 once Knative stopped routing it and the grace
+// period passed.
+func TestFamilyRevisionMode(t *testing.T) {
+	w := newWorld()
+	w.graph.SetAnnotations(map[string]string{IntervalKey: "30s", CPUModeKey: "revision"})
+	w.addVariant("a", 1, 2, 100, true)
+	w.addVariant("b", 1, 2, 0, true)
+	w.isvcCores = map[string]int{"a": 2, "b": 2}
+	d := &scriptedDecider{plan: decider.Plan{Feasible: true, Forecast: 7, Variants: []decider.VariantState{{Name: "b", Cores: 4, Replicas: 2, Share: 1}}}}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC))
+	r, rec := newTestReconciler(w, d, clk)
+	ctx := context.Background()
+	pass := func(name string, want ...string) {
+		t.Helper()
+		w.calls = nil
+		if _, err := r.sync(ctx, "ns", "fam"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if fmt.Sprint(w.calls) != fmt.Sprint(want) {
+			t.Fatalf("%s: calls %v, want %v", name, w.calls, want)
+		}
+	}
+	pass("patch", "cpu b kserve-container 4")
+	if !hasEvent(rec, "RevisionRequested") {
+		t.Error("no RevisionRequested event")
+	}
+	// Knative has not created the revision yet: level-triggered, nothing
+	// to do (the InferenceService already says 4 cores), no split.
+	pass("waiting for the revision")
+	rev2 := w.addRevision("b", 2, 4, 1)
+	pass("new revision not Ready: scale it up, no split", "scale "+rev2+"-deployment 2")
+	w.readyRevision(rev2, 1, 4)
+	pass("1 of 2 pods ready: still no split")
+	w.readyRevision(rev2, 2, 4)
+	pass("Ready at 4 cores with 2 pods: split", "weights a=0,b=100")
+	pass("split done: a goes", "scale a 0")
+	// Knative moved b's route to the new revision: the old one is retired,
+	// scaled to 0 only after the scale-to-zero grace period.
+	w.retire("b-predictor-00001", clk.Now())
+	pass("old revision within grace")
+	clk.Step(31 * time.Second)
+	pass("old revision after grace", "scale b 0")
+	// No resize ever happened in revision mode.
+	for _, obj := range w.pods.List() {
+		p := obj.(*corev1.Pod)
+		if strings.HasPrefix(p.Name, "b-predictor-00001") && knbackend.SpecCPU(p, "kserve-container") != 2000 {
+			t.Fatalf("pod %s resized in revision mode", p.Name)
+		}
+	}
+}
+
+func TestCPUMode(t *testing.T) {
+	ctx := context.Background()
+	errDisc := errors.New("discovery down")
+	for _, tc := range []struct {
+		cfg     CPUMode
+		support func(context.Context) (bool, error)
+		want    CPUMode
+		wantErr bool
+	}{
+		{cfg: CPUAuto, support: nil, want: CPUResize},
+		{cfg: CPUAuto, support: func(context.Context) (bool, error) { return true, nil }, want: CPUResize},
+		{cfg: CPUAuto, support: func(context.Context) (bool, error) { return false, nil }, want: CPURevision},
+		{cfg: CPUAuto, support: func(context.Context) (bool, error) { return false, errDisc }, wantErr: true},
+		{cfg: CPURevision, support: func(context.Context) (bool, error) { return true, nil }, want: CPURevision},
+		{cfg: CPUResize, support: func(context.Context) (bool, error) { return false, nil }, want: CPUResize},
+	} {
+		r := &FamilyReconciler{ResizeSupported: tc.support}
+		got, err := r.cpuMode(ctx, tc.cfg)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("%s: got %q %v, want %q (error %v)", tc.cfg, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestResizeDetectorCachesDiscovery(t *testing.T) {
+	kube := kubefake.NewClientset()
+	disc := kube.Discovery().(*fakediscovery.FakeDiscovery)
+	detect := resizeDetector(kube)
+	ctx := context.Background()
+	if _, err := detect(ctx); err == nil {
+		t.Fatal("no core group served: want an error")
+	}
+	disc.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{{Name: "pods"}}}}
+	if ok, err := detect(ctx); err != nil || ok {
+		t.Fatalf("no pods/resize: %v %v", ok, err)
+	}
+	// Cached: a later change of discovery is not seen (one lookup per process).
+	disc.Resources[0].APIResources = append(disc.Resources[0].APIResources, metav1.APIResource{Name: "pods/resize"})
+	n := len(kube.Actions())
+	if ok, _ := detect(ctx); ok || len(kube.Actions()) != n {
+		t.Fatal("the detector must ask discovery once after a success")
 	}
 }

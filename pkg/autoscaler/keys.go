@@ -47,6 +47,8 @@ const (
 	// SplitterNodeKey names the graph node whose step weights we own
 	// (default "root").
 	SplitterNodeKey = Prefix + "splitter-node"
+	// CPUModeKey is resize, revision or auto (see CPUMode).
+	CPUModeKey = Prefix + "cpu-mode"
 
 	// Keys we write.
 
