@@ -121,8 +121,13 @@ func TestCapacitySearch(t *testing.T) {
 	if res.PeakRPS > 260 || res.PeakRPS < 60 {
 		t.Errorf("peak %.0f rps, want ≤ 250 (one worker, 4 ms each)", res.PeakRPS)
 	}
-	if res.Capacity <= 0 || res.Capacity > res.PeakRPS*1.05 {
-		t.Errorf("capacity %.0f outside (0, peak = %.0f]", res.Capacity, res.PeakRPS)
+	// The paper's search runs over [0.3, 1.2]·peak, so capacity may exceed
+	// a (noisy, closed-loop) peak measurement — the paper's own ResNet18 at
+	// 8 cores has capacity 190 over saturation 168 — but never the search's
+	// upper end, nor what one 4 ms worker can sustain over a 2 s probe
+	// within the SLO (≈ 250 rps plus a short queue).
+	if res.Capacity <= 0 || res.Capacity > res.PeakRPS*1.2+1 || res.Capacity > 300 {
+		t.Errorf("capacity %.0f outside (0, min(1.2·peak = %.0f, 300)]", res.Capacity, 1.2*res.PeakRPS)
 	}
 	if len(res.Probes) < 2 || len(msgs) != len(res.Probes)+1 {
 		t.Errorf("want a search with progress per run: %d probes, %d messages", len(res.Probes), len(msgs))
