@@ -519,7 +519,7 @@ func TestFamilyRevisionMode(t *testing.T) {
 	w.addVariant("a", 1, 2, 100, true)
 	w.addVariant("b", 1, 2, 0, true)
 	w.isvcCores = map[string]int{"a": 2, "b": 2}
-	d := &scriptedDecider{plan: decider.Plan{Feasible: true, Forecast: 7, Variants: []decider.VariantState{{Name: "b", Cores: 4, Replicas: 2, Share: 1}}}}
+	d := &scriptedDecider{plan: decider.Plan{Feasible: true, Forecast: 7, Variants: []decider.VariantState{{Name: "b", Cores: 4, Replicas: 1, Share: 1}}}}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC))
 	r, rec := newTestReconciler(w, d, clk)
 	ctx := context.Background()
@@ -539,13 +539,13 @@ func TestFamilyRevisionMode(t *testing.T) {
 	}
 	// Knative has not created the revision yet: level-triggered, nothing
 	// to do (the InferenceService already says 4 cores), no split.
+	// (b's old revision is Ready with its 1 planned replica: only its
+	// size keeps the split from moving.)
 	pass("waiting for the revision")
-	rev2 := w.addRevision("b", 2, 4, 1)
-	pass("new revision not Ready: scale it up, no split", "scale "+rev2+"-deployment 2")
+	rev2 := w.addRevision("b", 2, 4, 0)
+	pass("new revision not Ready: scale it up, no split", "scale "+rev2+"-deployment 1")
 	w.readyRevision(rev2, 1, 4)
-	pass("1 of 2 pods ready: still no split")
-	w.readyRevision(rev2, 2, 4)
-	pass("Ready at 4 cores with 2 pods: split", "weights a=0,b=100")
+	pass("Ready at 4 cores: split", "weights a=0,b=100")
 	pass("split done: a goes", "scale a 0")
 	// Knative moved b's route to the new revision: the old one is retired,
 	// scaled to 0 only after the scale-to-zero grace period.
