@@ -4,15 +4,31 @@ BIN       ?= bin
 PKGS      ?= ./...
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher bench-milp
+.PHONY: all build run deps-local deps-test test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher bench-milp
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# unit + integration tests of every package, then the e2e suites.
-test: unit e2e
+# The README's main job: InfAdapter adapting a real local inference service.
+# RUN_ARGS passes flags, e.g. make run RUN_ARGS="--budget 0.5 --json".
+run: deps-local build
+	$(BIN)/infadapter run $(RUN_ARGS)
+
+# What `run` needs (Fashion-MNIST from apt, ONNX Runtime from npm); idempotent.
+deps-local:
+	hack/setup.sh local
+
+# What the tests need (all of hack/apt-packages.txt, ONNX Runtime, the e2e
+# control-plane binaries); idempotent, the binaries are cached per machine.
+deps-test:
+	hack/setup.sh test
+
+# unit + integration tests of every package, then the e2e suites. Works on a
+# fresh Debian 12 machine: deps-test installs what is missing first.
+# (Prerequisites run left to right; with `make -k` e2e still runs when unit fails.)
+test: deps-test unit e2e
 
 # e2e packages start whole control planes: they run in `e2e`, one at a time.
 unit:
