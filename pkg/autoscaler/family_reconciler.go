@@ -137,6 +137,10 @@ type member struct {
 	cores      int // current cores per replica (from pod status, else revision)
 	revCores   int // cores per replica the revision's template asks for (limit, rounded up)
 	lo, hi     int32
+	// older are the variant's older revisions that are still routed (a
+	// new revision is not Ready yet, so they serve): their pods' load
+	// counts for the variant.
+	older []olderRevision
 	// routedUntil is when Knative stopped routing to the revision (its
 	// serving.knative.dev/routingStateModified annotation); retired
 	// members only.
@@ -317,6 +321,12 @@ func (r *FamilyReconciler) cpuMode(ctx context.Context, m CPUMode) (CPUMode, err
 	return CPURevision, nil
 }
 
+// olderRevision is a still-routed revision replaced by a newer one.
+type olderRevision struct {
+	name string
+	pods []*corev1.Pod
+}
+
 // members collects the family's variants: per variant the PA of its newest
 // reachable revision. Older revisions that are still routed (a new revision
 // is not Ready yet) are left alone: they serve the variant's traffic until
@@ -392,6 +402,19 @@ func (r *FamilyReconciler) members(ns, fam string) ([]*member, []*member, []erro
 			m.cores = revCores
 		}
 		best[spec.Name], gen[spec.Name] = m, g
+	}
+	// Still-routed older revisions serve until the newest is Ready (cpu-mode
+	// revision): keep their pods for the metrics.
+	for _, pa := range r.familyPAs(ns, fam) {
+		if pa.Spec.Reachability == asv1alpha1.ReachabilityUnreachable {
+			continue
+		}
+		spec, err := ParseVariantSpec("", pa.Annotations, IsvcName(pa))
+		if m := best[spec.Name]; err == nil && m != nil && m.pa.Name != pa.Name {
+			pods, _ := r.PodLister.Pods(ns).List(labels.SelectorFromSet(labels.Set{revisionLabel: pa.Name}))
+			sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+			m.older = append(m.older, olderRevision{name: pa.Name, pods: pods})
+		}
 	}
 	out := make([]*member, 0, len(best))
 	for _, m := range best {
@@ -480,14 +503,20 @@ func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Conf
 	weights, _ := knbackend.Weights(g, node)
 	var obs decider.Observation
 	var targets []metricsource.Target
-	for _, m := range ms {
-		t := metricsource.Target{Namespace: m.pa.Namespace, Revision: m.pa.Name}
-		for _, p := range m.pods {
-			if p.Status.PodIP != "" && podReady(p) {
+	target := func(ns, rev string, pods []*corev1.Pod) metricsource.Target {
+		t := metricsource.Target{Namespace: ns, Revision: rev}
+		for _, p := range pods {
+			if p.Status.PodIP != "" && podReady(p) && p.DeletionTimestamp == nil {
 				t.Pods = append(t.Pods, metricsource.Pod{Name: p.Name, IP: p.Status.PodIP})
 			}
 		}
-		targets = append(targets, t)
+		return t
+	}
+	for _, m := range ms {
+		targets = append(targets, target(m.pa.Namespace, m.pa.Name, m.pods))
+		for _, o := range m.older {
+			targets = append(targets, target(m.pa.Namespace, o.name, o.pods))
+		}
 		vs := decider.VariantState{Name: m.spec.Name, Share: float64(weights[m.service]) / 100}
 		if m.specRepl > 0 {
 			vs.Cores, vs.Replicas = m.cores, int(m.specRepl)
@@ -520,6 +549,14 @@ func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Conf
 	total, window, ok := 0.0, time.Duration(0), false
 	for _, m := range ms {
 		rd := readings[m.pa.Name]
+		for _, o := range m.older { // a variant's load is that of all its routed revisions
+			if ord := readings[o.name]; ord.OK {
+				rd.RPS += ord.RPS
+				rd.P99 = max(rd.P99, ord.P99)
+				rd.Window = max(rd.Window, ord.Window)
+				rd.OK = true
+			}
+		}
 		obs.Variants = append(obs.Variants, decider.VariantObservation{Name: m.spec.Name, RPS: rd.RPS,
 			P99Millis: float64(rd.P99) / float64(time.Millisecond)})
 		if rd.OK {

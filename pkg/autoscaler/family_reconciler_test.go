@@ -543,7 +543,17 @@ func TestFamilyRevisionMode(t *testing.T) {
 	// size keeps the split from moving.)
 	pass("waiting for the revision")
 	rev2 := w.addRevision("b", 2, 4, 0)
+	// While the new revision comes up the old one serves: b's load is the
+	// sum over both (next decision, one interval later).
+	r.Source = func(*Config) metricsource.Source {
+		return fixedSource{"b-predictor-00001": {RPS: 3, OK: true, Window: time.Second, P99: 90 * time.Millisecond},
+			rev2: {RPS: 1, OK: true, Window: time.Second, P99: 20 * time.Millisecond}}
+	}
+	clk.Step(30 * time.Second)
 	pass("new revision not Ready: scale it up, no split", "scale "+rev2+"-deployment 1")
+	if o := d.obs[len(d.obs)-1]; o.Variants[1].Name != "b" || o.Variants[1].RPS != 4 || o.Variants[1].P99Millis != 90 {
+		t.Fatalf("b observed %+v, want 4 rps (3 old + 1 new revision), p99 90 ms", o.Variants[1])
+	}
 	w.readyRevision(rev2, 1, 4)
 	pass("Ready at 4 cores: split", "weights a=0,b=100")
 	pass("split done: a goes", "scale a 0")
