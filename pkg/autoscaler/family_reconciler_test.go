@@ -615,3 +615,28 @@ func TestResizeDetectorCachesDiscovery(t *testing.T) {
 		t.Fatal("the detector must ask discovery once after a success")
 	}
 }
+
+// TestRetireOnlyUnrouted: a replaced revision goes to 0 only when Knative
+// marked it routing state reserve (not merely Unreachable, which an
+// infrastructure failure also causes), and only after the grace period.
+func TestRetireOnlyUnrouted(t *testing.T) {
+	w := newWorld()
+	w.addVariant("a", 1, 2, 100, true)
+	rev2 := w.addRevision("a", 2, 2, 1)
+	w.readyRevision(rev2, 1, 2)
+	d := &scriptedDecider{plan: decider.Plan{Feasible: true, Variants: []decider.VariantState{{Name: "a", Cores: 2, Replicas: 1, Share: 1}}}}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC))
+	r, _ := newTestReconciler(w, d, clk)
+	ctx := context.Background()
+	obj, _, _ := w.pas.GetByKey("ns/a-predictor-00001")
+	pa := obj.(*asv1alpha1.PodAutoscaler).DeepCopy()
+	pa.Spec.Reachability = asv1alpha1.ReachabilityUnreachable
+	w.pas.Update(pa)
+	if _, err := r.sync(ctx, "ns", "fam"); err != nil || len(w.calls) != 0 {
+		t.Fatalf("unreachable but not reserve: calls %v err %v, want none", w.calls, err)
+	}
+	w.retire("a-predictor-00001", clk.Now().Add(-40*time.Second))
+	if _, err := r.sync(ctx, "ns", "fam"); err != nil || fmt.Sprint(w.calls) != "[scale a 0]" {
+		t.Fatalf("reserve for 40s: calls %v err %v, want [scale a 0]", w.calls, err)
+	}
+}
