@@ -1,6 +1,7 @@
 package localmode
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -227,4 +228,18 @@ func contains(xs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// MarshalJSON writes the durations as Go duration strings ("1m40s") so that
+// the `run --json` summary is readable, and the interval as the one in
+// effect (0 means "compressed like the trace", which a reader cannot use).
+func (c Config) MarshalJSON() ([]byte, error) {
+	type plain Config // no methods: no recursion
+	return json.Marshal(struct {
+		plain
+		Duration      string `json:"duration"`
+		SLO           string `json:"slo"`
+		Interval      string `json:"interval"`
+		FirstDecision string `json:"firstDecision"`
+	}{plain(c), c.Duration.String(), c.SLO.String(), c.EffectiveInterval().String(), c.FirstDecision.String()})
 }
