@@ -15,7 +15,6 @@ import (
 func Evaluate(p Problem, allocs []Allocation) Solution {
 	var sol Solution
 	sol.Feasible = true
-	var accSum, served float64
 	for si := range p.Services {
 		sv := &p.Services[si]
 		res := ServiceResult{Name: sv.Name, Allocations: []Allocation{}}
@@ -78,16 +77,25 @@ func Evaluate(p Problem, allocs []Allocation) Solution {
 		if maxLT > 0 {
 			res.Objective -= sv.Beta * lc / maxLT
 		}
-		sol.Services = append(sol.Services, res)
-		sol.Feasible = sol.Feasible && res.Feasible
-		sol.Objective += res.Objective
-		sol.Cores += res.Cores
-		accSum += res.Accuracy * res.Served
-		served += res.Served
-		sol.Allocations = append(sol.Allocations, res.Allocations...)
-	}
-	if served > 0 {
-		sol.Accuracy = accSum / served
+		sol.addService(res)
 	}
 	return sol
+}
+
+// addService adds one service's result to the solution: objectives and cores
+// add up, Feasible needs every service, and Accuracy stays the accuracy over
+// all served load (weighted by each service's served RPS).
+func (sol *Solution) addService(res ServiceResult) {
+	served := 0.0
+	for _, r := range sol.Services {
+		served += r.Served
+	}
+	if total := served + res.Served; total > 0 {
+		sol.Accuracy = (sol.Accuracy*served + res.Accuracy*res.Served) / total
+	}
+	sol.Services = append(sol.Services, res)
+	sol.Feasible = sol.Feasible && res.Feasible
+	sol.Objective += res.Objective
+	sol.Cores += res.Cores
+	sol.Allocations = append(sol.Allocations, res.Allocations...)
 }

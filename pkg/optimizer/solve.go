@@ -611,19 +611,8 @@ func (s *solver) solve() Solution {
 	}
 	var sol Solution
 	sol.Feasible = true
-	var accSum, served float64
 	for si, sv := range s.svcs {
-		res := s.result(sv, sv.table[picks[si]])
-		sol.Services = append(sol.Services, res)
-		sol.Feasible = sol.Feasible && res.Feasible
-		sol.Objective += res.Objective
-		sol.Cores += res.Cores
-		accSum += res.Accuracy * res.Served
-		served += res.Served
-		sol.Allocations = append(sol.Allocations, res.Allocations...)
-	}
-	if served > 0 {
-		sol.Accuracy = accSum / served
+		sol.addService(s.result(sv, sv.table[picks[si]]))
 	}
 	return sol
 }
