@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,32 +25,9 @@ const envServe = "INFADAPTER_LOCALMODE_TEST_SERVE"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envServe) == "1" {
-		os.Exit(serveMain(os.Args[1:]))
+		os.Exit(modelserver.Main(os.Args[1:]))
 	}
 	os.Exit(m.Run())
-}
-
-func serveMain(args []string) int {
-	if len(args) > 0 && args[0] == "serve-model" {
-		args = args[1:]
-	}
-	var cfg modelserver.ServeConfig
-	fs := flag.NewFlagSet("serve-model", flag.ContinueOnError)
-	fs.StringVar(&cfg.Model, "model", "", "")
-	fs.StringVar(&cfg.Name, "name", "", "")
-	fs.IntVar(&cfg.Port, "port", 0, "")
-	fs.IntVar(&cfg.Threads, "threads", 1, "")
-	fs.IntVar(&cfg.WarmUp, "warmup", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := modelserver.Serve(ctx, cfg, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }
 
 // need skips without a heavy dependency, but fails in CI, which installs it.

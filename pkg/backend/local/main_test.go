@@ -2,14 +2,11 @@ package local
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"testing"
 
 	"github.com/infadapter/infadapter/pkg/modelserver"
@@ -42,35 +39,12 @@ func backendMain(model string) int {
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envServe) == "1" {
-		os.Exit(serveMain(os.Args[1:]))
+		os.Exit(modelserver.Main(os.Args[1:]))
 	}
 	if m := os.Getenv(envBackend); m != "" {
 		os.Exit(backendMain(m))
 	}
 	os.Exit(m.Run())
-}
-
-func serveMain(args []string) int {
-	if len(args) > 0 && args[0] == "serve-model" {
-		args = args[1:]
-	}
-	var cfg modelserver.ServeConfig
-	fs := flag.NewFlagSet("serve-model", flag.ContinueOnError)
-	fs.StringVar(&cfg.Model, "model", "", "")
-	fs.StringVar(&cfg.Name, "name", "", "")
-	fs.IntVar(&cfg.Port, "port", 0, "")
-	fs.IntVar(&cfg.Threads, "threads", 1, "")
-	fs.IntVar(&cfg.WarmUp, "warmup", 0, "")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := modelserver.Serve(ctx, cfg, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }
 
 // needORT skips without the ONNX Runtime library, but fails in CI, which installs it.
