@@ -202,6 +202,133 @@ func TestAutoscaler(t *testing.T) {
 			return c != nil && c.IsFalse() && strings.Contains(c.Message, autoscaler.AccuracyKey) && pas.Items[0].IsReady(), nil
 		})
 	})
+
+	t.Run("cpu-mode revision: new revision at the planned CPU, split waits for it", func(t *testing.T) {
+		// Before: resnet-large 1c×1 100% at 2 rps. With max-replicas 1, 3.5
+		// rps needs resnet-large at 2 cores (capacity 4; medium at 1 core
+		// has lower accuracy): a CPU change on the variant that carries the
+		// traffic, made by a new revision instead of pods/resize.
+		before := map[string]string{}
+		for _, v := range family {
+			rev, err := latestRevision(ctx, env, v.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[v.name] = rev
+		}
+		// Sample every 100 ms: while a variant's new revision exists but is
+		// not Ready, the graph's weights must stay as they were when it
+		// appeared (the split moves only onto Ready revisions at the
+		// planned size).
+		var mu sync.Mutex
+		var bad []string
+		seen := map[string]map[string]int{} // new revision → weights when first seen not Ready
+		samples := 0
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			for sctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+				g, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Get(sctx, fam, metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				w, _ := knbackend.Weights(g, "root")
+				for _, v := range family {
+					rev, err := latestRevision(sctx, env, v.name)
+					if err != nil || rev == before[v.name] {
+						continue
+					}
+					r, err := env.Serving.ServingV1().Revisions("default").Get(sctx, rev, metav1.GetOptions{})
+					if err != nil || r.IsReady() {
+						continue
+					}
+					mu.Lock()
+					samples++
+					if w0, ok := seen[rev]; !ok {
+						seen[rev] = w
+					} else if fmt.Sprint(w0) != fmt.Sprint(w) {
+						bad = append(bad, fmt.Sprintf("%s not Ready, weights %v → %v", rev, w0, w))
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+
+		patch := []byte(`{"metadata":{"annotations":{"infadapter.io/core-budget":"8","infadapter.io/max-replicas":"1","infadapter.io/cpu-mode":"revision"}}}`)
+		if _, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Patch(ctx, fam, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		load.set(3.5)
+		var changed string
+		p := waitConverged(t, ctx, env, func(p autoscaler.StoredPlan) bool {
+			for _, v := range family {
+				if pv := p.Get(v.name); pv.Replicas > 0 {
+					if rev, err := latestRevision(ctx, env, v.name); err == nil && rev != before[v.name] {
+						changed = v.name
+						return true
+					}
+				}
+			}
+			return false
+		}, 180*time.Second)
+		t.Logf("plan at 3.5 rps, cpu-mode revision: %s", autoscaler.Summary(p))
+		pv := p.Get(changed)
+		rev, _ := latestRevision(ctx, env, changed)
+		// The Deployment's pods are Ready first; the Revision follows
+		// through the PA (ScaleTargetInitialized) and Knative's reconcilers.
+		poll(t, ctx, "revision "+rev+" Ready", 60*time.Second, func(ctx context.Context) (bool, error) {
+			r, err := env.Serving.ServingV1().Revisions("default").Get(ctx, rev, metav1.GetOptions{})
+			return err == nil && r.IsReady(), nil
+		})
+		r, err := env.Serving.ServingV1().Revisions("default").Get(ctx, rev, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Spec.GetContainer().Resources.Limits.Cpu().MilliValue(); got != int64(pv.Cores)*1000 || !r.IsReady() {
+			t.Fatalf("revision %s: cpu limit %dm Ready %t, plan %d cores", rev, got, r.IsReady(), pv.Cores)
+		}
+		pods, err := env.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/revision=" + rev})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("pods of %s: %v (%d)", rev, err, len(pods.Items))
+		}
+		for _, pod := range pods.Items {
+			if got := knbackend.SpecCPU(&pod, "kserve-container"); got != int64(pv.Cores)*1000 || !podIsReady(&pod) {
+				t.Fatalf("pod %s: spec cpu %dm ready %t, plan %d cores", pod.Name, got, podIsReady(&pod), pv.Cores)
+			}
+		}
+		t.Logf("%s: revision %s → %s at %d cores (revision template and pod spec), %d pod(s) Ready", changed, before[changed], rev, pv.Cores, len(pods.Items))
+		// Knative moved the InferenceService's route to the new revision
+		// (latest ready); the old revision is then no longer routed and the
+		// controller scales it to 0 after the scale-to-zero grace period.
+		poll(t, ctx, "old revision "+before[changed]+" scaled to 0 after the route moved", 120*time.Second, func(ctx context.Context) (bool, error) {
+			d, err := env.Kube.AppsV1().Deployments("default").Get(ctx, before[changed]+"-deployment", metav1.GetOptions{})
+			return err == nil && *d.Spec.Replicas == 0, nil
+		})
+		ks, err := env.Serving.ServingV1().Services("default").Get(ctx, changed+"-predictor", metav1.GetOptions{})
+		if err == nil {
+			t.Logf("ksvc %s-predictor: latestReady %s, traffic %+v", changed, ks.Status.LatestReadyRevisionName, ks.Status.Traffic)
+		}
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bad) > 0 {
+			t.Fatalf("weights moved while a new revision was not Ready: %v", bad)
+		}
+		if samples == 0 {
+			t.Log("note: the new revision was never sampled before Ready (it became Ready within 100 ms)")
+		}
+		t.Logf("weights sampled %d times while a new revision was not Ready: unchanged", samples)
+	})
+}
+
+func podIsReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func freePort() (int, error) {
