@@ -15,7 +15,11 @@
 //     name): it observes metrics, runs the shared decider.Decider, stores the
 //     plan on the InferenceGraph (annotation infadapter.io/plan) and applies
 //     it level-triggered: scale up and resize first, move the Splitter
-//     weights once the target revisions are Ready, scale down last.
+//     weights once the target revisions are Ready, scale down last. With
+//     cpu-mode revision (or auto on a cluster without pods/resize) the CPU
+//     changes by a new revision instead of a resize, and the weights wait
+//     until that revision is Ready at the planned size; revisions Knative
+//     no longer routes are scaled to 0 after the scale-to-zero grace period.
 //
 // All state that matters across restarts lives in the cluster (plan
 // annotation, Deployment scale, pod resources, graph weights); memory holds

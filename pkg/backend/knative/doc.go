@@ -8,6 +8,12 @@
 //     the serving container; Revisions and their Deployments are immutable
 //     to us (Knative reverts template edits), so the resize must be
 //     re-applied to every pod created later;
+//   - or, where in-place resize is unavailable or not wanted, CPU per
+//     replica by patching the InferenceService's predictor resources
+//     (SetPredictorCPU): KServe and Knative then roll out a new Revision at
+//     that size, and Knative's route moves the InferenceService's traffic
+//     to it only once it is Ready (latest ready revision);
+//     ServesPodResize tells the two cases apart by discovery;
 //   - the traffic split as integer step weights of one Splitter node of an
 //     InferenceGraph (serving.kserve.io/v1alpha1).
 //
