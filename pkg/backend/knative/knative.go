@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"sort"
 
-	kservev1alpha1 "github.com/kserve/kserve/pkg/apis/serving/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -113,73 +111,35 @@ func (a *Applier) ResizePod(ctx context.Context, pod *corev1.Pod, container stri
 var ErrNoNode = errors.New("splitter node not found")
 
 // Weights reads the step weights of node in an InferenceGraph, keyed by the
-// step's serviceName (steps without one are skipped). It reads through
-// KServe's own InferenceGraph type, so a malformed spec (a weight that is not
-// an integer, a step that is not an object) is an error naming the graph
-// instead of a silently missing step.
+// step's serviceName (steps without one are skipped).
 func Weights(g *unstructured.Unstructured, node string) (map[string]int, error) {
-	ig, err := typedGraph(g)
+	steps, found, err := unstructured.NestedSlice(g.Object, "spec", "nodes", node, "steps")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inferencegraph %s/%s: spec.nodes.%s.steps: %w", g.GetNamespace(), g.GetName(), node, err)
 	}
-	n, found := ig.Spec.Nodes[node]
 	if !found {
 		return nil, fmt.Errorf("inferencegraph %s/%s: node %q: %w", g.GetNamespace(), g.GetName(), node, ErrNoNode)
 	}
 	out := map[string]int{}
-	for _, st := range n.Steps {
-		if st.ServiceName == "" {
+	for _, s := range steps {
+		m, ok := s.(map[string]any)
+		if !ok {
 			continue
 		}
-		w := 0
-		if st.Weight != nil {
-			w = int(*st.Weight)
+		svc, _ := m["serviceName"].(string)
+		if svc == "" {
+			continue
 		}
-		out[st.ServiceName] = w
+		w, _, _ := unstructured.NestedInt64(m, "weight")
+		out[svc] = int(w)
 	}
 	return out, nil
-}
-
-// typedGraph converts g to KServe's InferenceGraph type.
-func typedGraph(g *unstructured.Unstructured) (*kservev1alpha1.InferenceGraph, error) {
-	var ig kservev1alpha1.InferenceGraph
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(g.Object, &ig); err != nil {
-		return nil, fmt.Errorf("inferencegraph %s/%s: %w", g.GetNamespace(), g.GetName(), err)
-	}
-	return &ig, nil
-}
-
-// checkSplitter applies KServe's rule for Splitter nodes (its admission
-// webhook rejects a graph that breaks it): every step has a weight and the
-// weights sum to 100. Checking before the update turns a rejected write into
-// an error that names the node and the weights.
-func checkSplitter(g *unstructured.Unstructured, node string) error {
-	ig, err := typedGraph(g)
-	if err != nil {
-		return err
-	}
-	n := ig.Spec.Nodes[node]
-	sum := int64(0)
-	for _, st := range n.Steps {
-		if st.Weight == nil {
-			return fmt.Errorf("inferencegraph %s/%s: splitter node %q: step %q has no weight (steps not in the family must be removed or weighted)",
-				g.GetNamespace(), g.GetName(), node, st.ServiceName)
-		}
-		sum += *st.Weight
-	}
-	if sum != 100 {
-		return fmt.Errorf("inferencegraph %s/%s: splitter node %q: weights sum to %d, KServe requires 100 (steps not in the family keep their weights)",
-			g.GetNamespace(), g.GetName(), node, sum)
-	}
-	return nil
 }
 
 // WithWeights returns a copy of g whose splitter node has exactly the given
 // weights: existing steps keep their other fields, steps for new services
 // are appended (name = service), and the node becomes a Splitter. It
-// reports whether anything changed. The edit is made on the unstructured
-// object, not on KServe's type, so fields a newer KServe adds survive the
-// round trip; the result is checked against KServe's Splitter rule.
+// reports whether anything changed.
 func WithWeights(g *unstructured.Unstructured, node string, weights map[string]int) (*unstructured.Unstructured, bool, error) {
 	out := g.DeepCopy()
 	n, found, err := unstructured.NestedMap(out.Object, "spec", "nodes", node)
@@ -189,9 +149,8 @@ func WithWeights(g *unstructured.Unstructured, node string, weights map[string]i
 	if !found {
 		n = map[string]any{}
 	}
-	splitter := string(kservev1alpha1.Splitter)
-	changed := n["routerType"] != splitter
-	n["routerType"] = splitter
+	changed := n["routerType"] != "Splitter"
+	n["routerType"] = "Splitter"
 	steps, _ := n["steps"].([]any)
 	seen := map[string]bool{}
 	for i, s := range steps {
@@ -225,9 +184,6 @@ func WithWeights(g *unstructured.Unstructured, node string, weights map[string]i
 	}
 	n["steps"] = steps
 	if err := unstructured.SetNestedMap(out.Object, n, "spec", "nodes", node); err != nil {
-		return nil, false, err
-	}
-	if err := checkSplitter(out, node); err != nil {
 		return nil, false, err
 	}
 	return out, changed, nil
