@@ -1,5 +1,7 @@
 package autoscaler
 
+import kserveconstants "github.com/kserve/kserve/pkg/constants"
+
 const (
 	// Class is the value of autoscaling.knative.dev/class that selects this
 	// autoscaler. It must not end in ".knative.dev": Knative's validating
@@ -63,9 +65,10 @@ const (
 	// ConfigName is the defaults ConfigMap, in the system namespace.
 	ConfigName = "config-infadapter"
 
-	// Labels KServe and Knative put on what they create.
-	isvcLabel       = "serving.kserve.io/inferenceservice"
+	// Labels KServe and Knative put on what they create (KServe's taken from
+	// its own constants, so a rename there breaks the build, not the match).
+	isvcLabel       = kserveconstants.InferenceServiceLabel
 	ksvcLabel       = "serving.knative.dev/service"
 	revisionLabel   = "serving.knative.dev/revision"
-	predictorSuffix = "-predictor"
+	predictorSuffix = "-" + string(kserveconstants.Predictor)
 )

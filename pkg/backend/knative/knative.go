@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	kserveconstants "github.com/kserve/kserve/pkg/constants"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +19,7 @@ import (
 )
 
 // GraphGVR is KServe's InferenceGraph resource.
-var GraphGVR = schema.GroupVersionResource{Group: "serving.kserve.io", Version: "v1alpha1", Resource: "inferencegraphs"}
+var GraphGVR = schema.GroupVersionResource{Group: kserveconstants.KServeAPIGroupName, Version: "v1alpha1", Resource: "inferencegraphs"}
 
 // Applier changes replicas, pod CPU and graph weights.
 type Applier struct {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	kserveconstants "github.com/kserve/kserve/pkg/constants"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,7 +17,7 @@ import (
 )
 
 // ISVCGVR is KServe's InferenceService resource.
-var ISVCGVR = schema.GroupVersionResource{Group: "serving.kserve.io", Version: "v1beta1", Resource: "inferenceservices"}
+var ISVCGVR = schema.GroupVersionResource{Group: kserveconstants.KServeAPIGroupName, Version: "v1beta1", Resource: "inferenceservices"}
 
 // predictorImplementations are the single-container fields of KServe's
 // v1beta1 PredictorSpec (each inlines a corev1.Container, so the container
