@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 		}
 	}
 	r.info("CPU enforcement: %s", enf)
-	if w, err := reserveCPU(enf, cfg.BudgetCores); err != nil {
+	if w, err := r.backend.ReserveCPU(cfg.BudgetCores); err != nil {
 		r.info("could not raise the servers' CPU weight (%v); under contention they may get less than their quota", err)
 	} else if w != "" {
 		r.info("servers' cgroup weight: %s (their quota is then also a guarantee under contention)", w)

@@ -442,3 +442,29 @@ func loadAvg1(t *testing.T) float64 {
 	v, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	return v
 }
+
+func TestReserveCPU(t *testing.T) {
+	b := newBackend(t, testConfig(t))
+	w, err := b.ReserveCPU(1.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := b.enf.(*cgroupEnforcer)
+	if !ok {
+		if w != "" {
+			t.Fatalf("%s enforcement: want no weight, got %q", b.Enforcement().Mode, w)
+		}
+		t.Skipf("%s enforcement has no cgroup weight", b.Enforcement().Mode)
+	}
+	file, want := "cpu.shares", "12288" // 1024 × 8 × 1.5
+	if c.v2 {
+		file, want = "cpu.weight", "1200" // 100 × 8 × 1.5
+	}
+	got, err := os.ReadFile(filepath.Join(c.parent, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != want || w != file+"="+want {
+		t.Fatalf("%s = %q (reported %q), want %s", file, got, w, want)
+	}
+}

@@ -463,3 +463,18 @@ func (noneEnforcer) resize(string, int) error {
 }
 func (noneEnforcer) release(string) error { return nil }
 func (noneEnforcer) close() error         { return nil }
+
+// reserveFactor is how many busy nice-0 threads' worth of CPU weight the
+// servers' cgroup gets per core of budget.
+const reserveFactor = 8
+
+// reserve raises the CPU weight of the private parent cgroup in proportion
+// to budgetCores, and returns what it wrote ("cpu.shares=8192").
+func (c *cgroupEnforcer) reserve(budgetCores float64) (string, error) {
+	if c.v2 {
+		w := min(10000, max(1, int(100*reserveFactor*budgetCores)))
+		return fmt.Sprintf("cpu.weight=%d", w), writeFile(filepath.Join(c.parent, "cpu.weight"), strconv.Itoa(w))
+	}
+	shares := max(2, int(1024*reserveFactor*budgetCores))
+	return fmt.Sprintf("cpu.shares=%d", shares), writeFile(filepath.Join(c.parent, "cpu.shares"), strconv.Itoa(shares))
+}
