@@ -527,7 +527,7 @@ func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Conf
 	// while a change is in flight, and rates over sub-second windows of
 	// discrete counters are noise (a 0.1 s window with 20 requests reads as
 	// 200 rps), which a max-based forecaster would then plan for.
-	readings := map[string]metricsource.Reading{}
+	var readings map[string]metricsource.Reading
 	minObserve := max(time.Second, min(interval/2, 5*time.Second))
 	if src := r.Source(cfg); src != nil && (st.lastRead.IsZero() || now.Sub(st.lastRead) >= minObserve) {
 		var err error

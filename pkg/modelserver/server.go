@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/infadapter/infadapter/pkg/oip"
@@ -50,7 +51,6 @@ type Server struct {
 	ready   atomic.Bool
 	reg     *prometheus.Registry
 	metrics *metrics
-	metaOK  []byte
 }
 
 // NewServer wraps model. The server answers not-ready until SetReady(true)
@@ -63,7 +63,7 @@ func NewServer(cfg Config, model *Model) (*Server, error) {
 		cfg.MaxBatch = 64
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{cfg: cfg, model: model, reg: reg, metrics: newMetrics(reg, cfg.Name, model.Workers())}
 	return s, nil
 }

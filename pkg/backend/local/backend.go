@@ -463,7 +463,6 @@ type proc struct {
 	restarts int
 	lastExit string
 	since    time.Time
-	startErr error
 	stopReq  chan struct{} // closed by stop
 	done     chan struct{} // closed when the supervisor has exited
 	cmd      *exec.Cmd
