@@ -11,7 +11,8 @@ import (
 var jsonSeeds = []string{
 	inferBody, `{}`, `[]`, ` [ 1 , -0.5e+3 , "a\u00e9\n" , true , false , null ] `, `{"a":{"b":[{}]}}`,
 	`01`, `-`, `1.`, `.5`, `1e`, `+1`, `"\x"`, `"\u12"`, `"unterminated`, `[1,]`, `{"a" 1}`, `{"a":1,}`,
-	`{1:2}`, `tru`, `nul`, "\"tab\there\"", `[1 2]`, `{} {}`, ``, ` `, `"\ud800"`, "\"\xff\"", `-0`, `0.0e-0`,
+	`{1:2}`, `tru`, `nul`, `[-1,2.5e3,0e1,0.25E-2,7]`, `[01]`, `[1.]`, `[1e]`, `[1e+]`, `[0.5,-0]`, `[1 ,2]`,
+	"[1,\n2]", `[1,]`, `[1,,2]`, `[0x1]`, `[1.5.5]`, `[--1]`, `[1,"a",[2],{"b":3}]`, `[1`, `[1,`, `[1.5`, "\"tab\there\"", `[1 2]`, `{} {}`, ``, ` `, `"\ud800"`, "\"\xff\"", `-0`, `0.0e-0`,
 	strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth),
 	strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1),
 }
