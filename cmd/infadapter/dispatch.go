@@ -150,21 +150,30 @@ func runDispatch(ctx context.Context, cmd *cobra.Command, f *dispatchFlags) erro
 			return badInput(err)
 		}
 	}
-	// ReadTimeout bounds slow uploads like the request timeout bounds slow
-	// backends; IdleTimeout frees keep-alive connections of gone clients.
-	servers := []*http.Server{{Addr: file.Listen, Handler: d, ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: cfg.Timeout(), IdleTimeout: 2 * time.Minute}}
+	// The inference port: the dispatcher's own server (a fast path for
+	// inference requests, net/http for the rest). ReadTimeout bounds slow
+	// uploads like the request timeout bounds slow backends; IdleTimeout
+	// frees keep-alive connections of gone clients.
+	front := d.NewServer(dispatcher.ServerOptions{ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cfg.Timeout(), IdleTimeout: 2 * time.Minute})
+	type server interface {
+		Serve(net.Listener) error
+		Shutdown(context.Context) error
+	}
+	servers := []server{front}
+	addrs := []string{file.Listen}
 	if file.AdminListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.Handle("/admin/", d.AdminHandler())
-		servers = append(servers, &http.Server{Addr: file.AdminListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
+		addrs = append(addrs, file.AdminListen)
 	}
 	errc := make(chan error, len(servers))
-	for _, s := range servers {
-		ln, err := net.Listen("tcp", s.Addr)
+	for i, s := range servers {
+		ln, err := net.Listen("tcp", addrs[i])
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", s.Addr, err)
+			return fmt.Errorf("listen %s: %w", addrs[i], err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "infadapter dispatch listening on %s\n", ln.Addr())
 		go func() { errc <- s.Serve(ln) }()

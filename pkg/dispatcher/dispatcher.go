@@ -454,7 +454,26 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		m.arrivals.add(d.clock.Now())
 	}
-	d.forward(w, r, m, route, body)
+	xff := remoteIP(r.RemoteAddr)
+	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 && xff != "" {
+		xff = strings.Join(prior, ", ") + ", " + xff
+	}
+	d.forward(w, &proxyReq{ctx: r.Context(), method: r.Method, rawQuery: r.URL.RawQuery, header: r.Header, xff: xff}, m, route, body)
+}
+
+// proxyReq is what forward needs of a client request; the net/http path
+// (ServeHTTP) and the fast path (server.go) fill it from their own
+// representations.
+type proxyReq struct {
+	ctx      context.Context // the client's; canceled when it goes away (net/http path only)
+	method   string
+	rawQuery string
+	// header is the client's header (net/http path); h1 and the https
+	// transport drop its hop-by-hop fields. nil on the fast path, which
+	// sets rawHeader: header lines already filtered, sent verbatim.
+	header    http.Header
+	rawHeader []byte
+	xff       string // X-Forwarded-For to send ("" = none)
 }
 
 func (d *Dispatcher) serveServer(w http.ResponseWriter, r *http.Request, route oip.Route) {
@@ -494,11 +513,11 @@ func (d *Dispatcher) modelReady(m *model) bool {
 }
 
 // forward proxies one request with at most one retry.
-func (d *Dispatcher) forward(w http.ResponseWriter, r *http.Request, m *model, route oip.Route, body []byte) {
+func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route oip.Route, body []byte) {
 	start := d.clock.Now()
 	m.inFlight.Inc()
 	defer m.inFlight.Dec()
-	ctx, cancel := context.WithTimeout(r.Context(), d.timeout)
+	ctx, cancel := context.WithTimeout(r.ctx, d.timeout)
 	defer cancel()
 
 	b := d.acquire(m, start.UnixNano(), nil)
@@ -529,7 +548,7 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *http.Request, m *model, r
 		}
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			outcome, status := OutcomeTimeout, http.StatusGatewayTimeout
-			if r.Context().Err() != nil {
+			if r.ctx.Err() != nil {
 				outcome, status = OutcomeCanceled, 499
 			}
 			b.requests[outcome].Inc()
@@ -597,40 +616,40 @@ func (d *Dispatcher) shouldShed(b *backend) (time.Duration, bool) {
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-func (d *Dispatcher) roundTrip(ctx context.Context, r *http.Request, b *backend, route oip.Route, body []byte) (*http.Response, error) {
+func (d *Dispatcher) roundTrip(ctx context.Context, r *proxyReq, b *backend, route oip.Route, body []byte) (*http.Response, error) {
 	path := route.WithModel(b.spec.modelName()).Path()
-	if r.URL.RawQuery != "" {
-		path += "?" + r.URL.RawQuery
-	}
-	xff := remoteIP(r.RemoteAddr)
-	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 && xff != "" {
-		xff = strings.Join(prior, ", ") + ", " + xff
+	if r.rawQuery != "" {
+		path += "?" + r.rawQuery
 	}
 	if b.pool != nil {
-		// h1 drops hop-by-hop headers itself, so r.Header needs no copy.
+		// h1 drops hop-by-hop headers itself, so r.header needs no copy.
 		var extra []string
-		if xff != "" {
-			extra = []string{"X-Forwarded-For", xff}
+		if r.xff != "" {
+			extra = []string{"X-Forwarded-For", r.xff}
 		}
-		return b.pool.RoundTrip(ctx, h1.Request{Method: r.Method, PathQuery: path, Header: r.Header, Extra: extra, Body: body})
+		return b.pool.RoundTrip(ctx, h1.Request{Method: r.method, PathQuery: path, Header: r.header, RawHeader: r.rawHeader, Extra: extra, Body: body})
 	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytesReader(body)
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, b.base+path, rd)
+	out, err := http.NewRequestWithContext(ctx, r.method, b.base+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	out.Header = r.Header.Clone()
+	if r.header != nil {
+		out.Header = r.header.Clone()
+	} else if out.Header, err = parseRawHeader(r.rawHeader); err != nil {
+		return nil, err
+	}
 	if out.Header == nil {
 		out.Header = http.Header{}
 	}
 	for _, h := range hopHeaders {
 		out.Header.Del(h)
 	}
-	if xff != "" {
-		out.Header.Set("X-Forwarded-For", xff)
+	if r.xff != "" {
+		out.Header.Set("X-Forwarded-For", r.xff)
 	}
 	return b.transport.RoundTrip(out)
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -72,16 +74,59 @@ func newFakeBackend(t *testing.T, name string) *fakeBackend {
 	return fb
 }
 
-func newTestDispatcher(t *testing.T, cfg Config, opts ...Option) (*Dispatcher, *httptest.Server) {
+var stdServer = flag.Bool("std-server", false, "serve the dispatcher in tests with net/http (httptest) instead of its fast-path Server")
+
+// testFront is the dispatcher's listening side in tests: its fast-path
+// Server (default) or, with -std-server, net/http's via httptest.
+type testFront struct {
+	URL    string
+	client *http.Client
+	close  func()
+}
+
+func (f *testFront) Client() *http.Client { return f.client }
+func (f *testFront) Close()               { f.close() }
+
+func newTestDispatcher(t *testing.T, cfg Config, opts ...Option) (*Dispatcher, *testFront) {
 	t.Helper()
 	d, err := New(cfg, append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer(d)
-	t.Cleanup(srv.Close)
-	return d, srv
+	if *stdServer {
+		srv := httptest.NewServer(d)
+		t.Cleanup(srv.Close)
+		return d, &testFront{URL: srv.URL, client: srv.Client(), close: srv.Close}
+	}
+	return d, startServer(t, d)
+}
+
+func startServer(t testing.TB, d *Dispatcher) *testFront {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := d.NewServer(ServerOptions{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(ln) }()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	var once sync.Once
+	f := &testFront{URL: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}, close: func() {
+		once.Do(func() {
+			// Like httptest.Server.Close: outstanding requests finish first.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tr.CloseIdleConnections()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Errorf("dispatcher server shutdown: %v", err)
+			}
+			<-done
+		})
+	}}
+	t.Cleanup(f.Close)
+	return f
 }
 
 // noHealth is a config without the background health loop, so tests

@@ -32,5 +32,14 @@
 // Control: Go methods (SetBackends, SetWeights, RemoveModel) and an admin
 // HTTP API behind a bearer token (admin.go).
 //
+// Serving: the Dispatcher is an http.Handler, but NewServer serves it
+// faster (server.go): inference requests take a strict HTTP/1.1 fast path
+// on the raw connection (httphead.go parses a subset of what net/http
+// accepts, fuzzed against http.ReadRequest), everything else is handed,
+// connection and buffered bytes, to net/http on the same port. On the
+// fast path a client that disconnects mid-request is noticed when its
+// answer is written, not before (net/http's per-request background read
+// was part of the cost); the request timeout still bounds it.
+//
 // Time comes from an injected k8s.io/utils/clock.
 package dispatcher

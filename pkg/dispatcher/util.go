@@ -1,9 +1,11 @@
 package dispatcher
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net/http"
+	"net/textproto"
 
 	"github.com/infadapter/infadapter/pkg/oip"
 )
@@ -24,4 +26,13 @@ func readBody(r *http.Request, maxBytes int64) ([]byte, error) {
 		return buf, nil
 	}
 	return oip.ReadBody(r.Body, maxBytes)
+}
+
+// parseRawHeader parses CRLF-terminated header lines (a fast-path
+// request's forwarded header) into an http.Header, for the rare request
+// to an https backend, which goes through http.Transport.
+func parseRawHeader(raw []byte) (http.Header, error) {
+	tr := textproto.NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(raw), bytes.NewReader([]byte("\r\n")))))
+	h, err := tr.ReadMIMEHeader()
+	return http.Header(h), err
 }

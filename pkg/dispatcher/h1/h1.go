@@ -133,7 +133,12 @@ type Request struct {
 	// Extra holds more header lines as name, value pairs, e.g.
 	// {"X-Forwarded-For", "127.0.0.1"}; names must be canonical.
 	Extra []string
-	Body  []byte // nil: no body (and no Content-Length unless POST/PUT)
+	// RawHeader holds more header lines, each ending in CRLF, written
+	// verbatim after Header and Extra. The caller guarantees they are
+	// well-formed and free of the headers this client sets or drops (the
+	// dispatcher's fast server path filters them while parsing).
+	RawHeader []byte
+	Body      []byte // nil: no body (and no Content-Length unless POST/PUT)
 }
 
 // RoundTrip sends one request and returns the response, whose body must be
@@ -212,6 +217,7 @@ func writeRequest(bw *bufio.Writer, host string, req *Request) {
 	for i := 0; i+1 < len(req.Extra); i += 2 {
 		writeHeader(bw, req.Extra[i], req.Extra[i+1])
 	}
+	bw.Write(req.RawHeader)
 	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
 		bw.WriteString("Content-Length: ")
 		bw.WriteString(strconv.Itoa(len(req.Body)))
