@@ -57,5 +57,6 @@ directory that 'make onnxruntime' (hack/install-onnxruntime.sh) fills.`,
 	f.IntVar(&cfg.IntraOpThreads, "intra-op-threads", 1, "ONNX Runtime intra-op threads per worker")
 	f.IntVar(&cfg.WarmUp, "warmup", 20, "warm-up inferences per worker before the server reports ready")
 	f.IntVar(&cfg.MaxBatch, "max-batch", 64, "most examples accepted in one request (each runs at batch 1)")
+	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile (go tool pprof) to this file until shutdown")
 	rootCmd.AddCommand(cmd)
 }

@@ -1,73 +1,506 @@
 package modelserver
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
+	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
-// fastV2 decodes an OIP v2 request with one numeric input in two passes
-// (json.Unmarshal keeps the data raw; parseFloats reads it) instead of the
-// three that oip.DecodeInferRequest + Float32s take: for small models the
-// JSON work is most of a request's CPU. Any failure returns ok = false and
-// the caller falls back to the oip package for its canonical error.
-func fastV2(body []byte) (req *oip.InferRequest, in []float32, ok bool) {
-	var r oip.InferRequest
-	if err := json.Unmarshal(body, &r); err != nil || len(r.Inputs) != 1 {
-		return nil, nil, false
-	}
-	t := &r.Inputs[0]
-	if t.Name == "" || !oip.IsNumeric(t.Datatype) {
-		return nil, nil, false
-	}
-	n, err := oip.Elements(t.Shape)
-	if err != nil {
-		return nil, nil, false
-	}
-	in, err = parseFloats(t.Data, make([]float32, 0, n))
-	if err != nil || int64(len(in)) != n {
-		return nil, nil, false
-	}
-	for _, o := range r.Outputs {
-		if o.Name == "" {
-			return nil, nil, false
-		}
-	}
-	return &r, in, true
+// v2Req is what the server uses of an OIP v2 inference request with one
+// input: the input's values already decoded to float32.
+type v2Req struct {
+	id      string
+	name    string // inputs[0].name
+	dtype   string // inputs[0].datatype
+	shape   []int64
+	in      []float32
+	outputs []oip.RequestOutput
+	params  map[string]any // request-level parameters
 }
 
-var errNotNumbers = errors.New("not an array of numbers")
-
-// parseFloats reads a JSON array of numbers, nested to any depth, into
-// out. The input is known to be valid JSON (json.Unmarshal checked it).
-func parseFloats(b []byte, out []float32) ([]float32, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '[' {
-		return nil, errNotNumbers
+// fastV2 decodes an OIP v2 JSON request with exactly one input in a single
+// pass over the body, appending the input's values to dst (a pooled
+// buffer). Profiling showed the generic path (encoding/json validating and
+// skipping the ~6 kB of numbers, then a second pass converting them with
+// strconv) was two thirds of the server's CPU for small models.
+//
+// It accepts a strict subset of what oip.DecodeInferRequest accepts and
+// must agree with it on every body it accepts (FuzzFastV2 checks that): any
+// surprise — an unknown or repeated key, escapes in a key, a null where a
+// value is expected, a second input, trailing bytes — returns ok = false
+// and the caller takes the generic path, which also produces the canonical
+// error message.
+func fastV2(body []byte, dst []float32) (r v2Req, ok bool) {
+	s := scanner{b: body}
+	s.ws()
+	if !s.eat('{') {
+		return r, false
 	}
-	i := 0
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '[' || c == ']' || c == ',' || c == ' ' || c == '\n' || c == '\t' || c == '\r':
-			i++
-		case c == '-' || c >= '0' && c <= '9':
-			j := i + 1
-			for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
-				j++
+	var seen uint8 // id, parameters, inputs, outputs
+	s.ws()
+	if s.eat('}') {
+		return r, false // no inputs: the generic path says so
+	}
+	for {
+		key, ok := s.key()
+		if !ok {
+			return r, false
+		}
+		var bit uint8
+		switch key {
+		case "id":
+			bit = 1
+			if r.id, ok = s.str(); !ok {
+				return r, false
 			}
-			f, err := strconv.ParseFloat(string(b[i:j]), 64)
-			if err != nil {
-				return nil, err
+		case "parameters":
+			bit = 2
+			if !s.object(&r.params) {
+				return r, false
 			}
-			out = append(out, float32(f))
-			i = j
+		case "inputs":
+			bit = 4
+			if !s.eat('[') {
+				return r, false
+			}
+			s.ws()
+			if r, ok = s.tensor(r, dst); !ok {
+				return r, false
+			}
+			s.ws()
+			if !s.eat(']') {
+				return r, false // zero or several inputs
+			}
+		case "outputs":
+			bit = 8
+			v, ok := s.value()
+			if !ok || v[0] != '[' || json.Unmarshal(v, &r.outputs) != nil {
+				return r, false
+			}
 		default:
-			return nil, errNotNumbers // strings, booleans, null, objects
+			return r, false
+		}
+		if seen&bit != 0 {
+			return r, false
+		}
+		seen |= bit
+		s.ws()
+		if s.eat('}') {
+			break
+		}
+		if !s.eat(',') {
+			return r, false
+		}
+		s.ws()
+	}
+	s.ws()
+	if s.i != len(s.b) || seen&4 == 0 {
+		return r, false
+	}
+	for _, o := range r.outputs {
+		if o.Name == "" {
+			return r, false
 		}
 	}
-	return out, nil
+	return r, true
+}
+
+// scanner reads JSON from b at i. Its methods return false on anything
+// they do not handle; they never panic on any input.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// key reads `"name"` ws `:` ws; names with escapes are not handled.
+func (s *scanner) key() (string, bool) {
+	if !s.eat('"') {
+		return "", false
+	}
+	j := s.i
+	for j < len(s.b) && s.b[j] != '"' {
+		if s.b[j] == '\\' || s.b[j] < 0x20 {
+			return "", false
+		}
+		j++
+	}
+	if j == len(s.b) {
+		return "", false
+	}
+	k := string(s.b[s.i:j])
+	s.i = j + 1
+	s.ws()
+	if !s.eat(':') {
+		return "", false
+	}
+	s.ws()
+	return k, true
+}
+
+// str reads a JSON string. Plain ASCII/UTF-8 without escapes is taken as
+// is; anything else goes through encoding/json for identical semantics.
+func (s *scanner) str() (string, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return "", false
+	}
+	j := s.i + 1
+	plain := true
+	for j < len(s.b) && s.b[j] != '"' {
+		if s.b[j] == '\\' {
+			plain = false
+			j++ // skip the escaped byte (an escaped quote must not end the string)
+		} else if s.b[j] < 0x20 {
+			return "", false
+		}
+		j++
+	}
+	if j >= len(s.b) {
+		return "", false
+	}
+	raw := s.b[s.i : j+1]
+	s.i = j + 1
+	if plain && utf8.Valid(raw) {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var v string
+	if json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+// value returns the extent of the next JSON value (object, array, string
+// or literal) without validating it; callers hand it to encoding/json.
+func (s *scanner) value() ([]byte, bool) {
+	start := s.i
+	depth := 0
+	for s.i < len(s.b) {
+		switch c := s.b[s.i]; c {
+		case '"':
+			j := s.i + 1
+			for j < len(s.b) && s.b[j] != '"' {
+				if s.b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(s.b) {
+				return nil, false
+			}
+			s.i = j + 1
+		case '{', '[':
+			depth++
+			s.i++
+		case '}', ']':
+			if depth == 0 {
+				return s.b[start:s.i], s.i > start
+			}
+			depth--
+			s.i++
+		case ',':
+			if depth == 0 {
+				return s.b[start:s.i], s.i > start
+			}
+			s.i++
+		default:
+			s.i++
+		}
+		if depth == 0 && s.i > start && (s.b[start] == '"' || s.b[start] == '{' || s.b[start] == '[') {
+			return s.b[start:s.i], true
+		}
+	}
+	return nil, false
+}
+
+// object reads a JSON object (not null) into *m with encoding/json.
+func (s *scanner) object(m *map[string]any) bool {
+	v, ok := s.value()
+	return ok && v[0] == '{' && json.Unmarshal(v, m) == nil
+}
+
+// tensor reads one input tensor object; its data values are appended to dst.
+func (s *scanner) tensor(r v2Req, dst []float32) (v2Req, bool) {
+	if !s.eat('{') {
+		return r, false
+	}
+	s.ws()
+	var seen uint8 // name, shape, datatype, parameters, data
+	hasData := false
+	for {
+		key, ok := s.key()
+		if !ok {
+			return r, false
+		}
+		var bit uint8
+		switch key {
+		case "name":
+			bit = 1
+			if r.name, ok = s.str(); !ok {
+				return r, false
+			}
+		case "shape":
+			bit = 2
+			if r.shape, ok = s.ints(); !ok {
+				return r, false
+			}
+		case "datatype":
+			bit = 4
+			if r.dtype, ok = s.str(); !ok {
+				return r, false
+			}
+		case "parameters":
+			bit = 8
+			var p map[string]any
+			if !s.object(&p) {
+				return r, false
+			}
+		case "data":
+			bit = 16
+			if r.in, ok = s.numbers(dst); !ok {
+				return r, false
+			}
+			hasData = true
+		default:
+			return r, false
+		}
+		if seen&bit != 0 {
+			return r, false
+		}
+		seen |= bit
+		s.ws()
+		if s.eat('}') {
+			break
+		}
+		if !s.eat(',') {
+			return r, false
+		}
+		s.ws()
+	}
+	if !hasData || r.name == "" || !oip.IsNumeric(r.dtype) {
+		return r, false
+	}
+	n, err := oip.Elements(r.shape)
+	if err != nil || int64(len(r.in)) != n {
+		return r, false
+	}
+	return r, true
+}
+
+// ints reads a JSON array of integers that fit int64 (what encoding/json
+// accepts into []int64: no fraction, no exponent).
+func (s *scanner) ints() ([]int64, bool) {
+	if !s.eat('[') {
+		return nil, false
+	}
+	out := make([]int64, 0, 4)
+	s.ws()
+	if s.eat(']') {
+		return out, true
+	}
+	for {
+		j := s.i
+		if j < len(s.b) && s.b[j] == '-' {
+			j++
+		}
+		for j < len(s.b) && s.b[j] >= '0' && s.b[j] <= '9' {
+			j++
+		}
+		tok := s.b[s.i:j]
+		if !validNumber(tok) {
+			return nil, false
+		}
+		v, err := strconv.ParseInt(string(tok), 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, v)
+		s.i = j
+		s.ws()
+		if s.eat(']') {
+			return out, true
+		}
+		if !s.eat(',') {
+			return nil, false
+		}
+		s.ws()
+	}
+}
+
+// maxDepth matches oip's bound on nested data arrays.
+const maxDepth = 32
+
+// numbers reads a JSON array of numbers nested to any depth ≤ maxDepth
+// (every element an array or a number, no nulls), appending the values as
+// float32 to dst in row-major order. Values out of float64 range fail, as
+// in encoding/json.
+func (s *scanner) numbers(dst []float32) ([]float32, bool) {
+	if !s.eat('[') {
+		return nil, false
+	}
+	depth := 1
+	s.ws()
+	if s.eat(']') {
+		return dst, true // empty: the element count check decides
+	}
+	for {
+		// An element: an array opening or a number.
+		if s.i >= len(s.b) {
+			return nil, false
+		}
+		if s.b[s.i] == '[' {
+			if depth++; depth > maxDepth {
+				return nil, false
+			}
+			s.i++
+			s.ws()
+			if !s.eat(']') {
+				continue
+			}
+			depth--
+		} else {
+			f, n, ok := parseNumber(s.b[s.i:])
+			if !ok {
+				return nil, false
+			}
+			dst = append(dst, float32(f))
+			s.i += n
+		}
+		// After an element: ',' then another, or ']' (possibly several).
+		for {
+			s.ws()
+			if s.eat(',') {
+				s.ws()
+				break
+			}
+			if !s.eat(']') {
+				return nil, false
+			}
+			if depth--; depth == 0 {
+				return dst, true
+			}
+		}
+	}
+}
+
+// pow10 holds the powers of ten float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseNumber reads one JSON number at the start of b and returns its
+// float64 value (bit-identical to strconv.ParseFloat's) and length. The
+// common case — at most 15 significant digits, a small exponent — is
+// computed exactly as float64(mantissa) */ 10^k, both exact, so the one
+// IEEE rounding gives the correctly rounded result (Clinger's fast path,
+// which strconv also takes first). Everything else goes to strconv.
+func parseNumber(b []byte) (float64, int, bool) {
+	i := 0
+	neg := false
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
+	}
+	var mant uint64
+	digits, exp := 0, 0 // significant digits in mant; decimal exponent
+	intStart := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		if mant != 0 || b[i] != '0' {
+			digits++
+		}
+		if digits <= 19 {
+			mant = mant*10 + uint64(b[i]-'0')
+		} else {
+			exp++
+		}
+		i++
+	}
+	if i == intStart || (b[intStart] == '0' && i-intStart > 1) {
+		return 0, 0, false // no digits, or a leading zero
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		fracStart := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if mant != 0 || b[i] != '0' {
+				digits++
+			}
+			if digits <= 19 {
+				mant = mant*10 + uint64(b[i]-'0')
+				exp--
+			}
+			i++
+		}
+		if i == fracStart {
+			return 0, 0, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
+			i++
+		}
+		expStart := i
+		e := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if e < 10000 {
+				e = e*10 + int(b[i]-'0')
+			}
+			i++
+		}
+		if i == expStart {
+			return 0, 0, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	if digits <= 15 && exp >= -22 && exp <= 22 {
+		f := float64(mant)
+		if exp < 0 {
+			f /= pow10[-exp]
+		} else {
+			f *= pow10[exp]
+		}
+		if neg {
+			f = -f
+		}
+		return f, i, true
+	}
+	f, err := strconv.ParseFloat(string(b[:i]), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return 0, 0, false
+	}
+	return f, i, true
+}
+
+// validNumber reports whether tok is a JSON integer: -?(0|[1-9][0-9]*).
+func validNumber(tok []byte) bool {
+	if len(tok) > 0 && tok[0] == '-' {
+		tok = tok[1:]
+	}
+	return len(tok) > 0 && (tok[0] != '0' || len(tok) == 1)
 }

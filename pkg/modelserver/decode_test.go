@@ -2,34 +2,114 @@ package modelserver
 
 import (
 	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
-// FuzzParseFloats checks the fast path against the oip package: whenever
-// both accept a data array they must agree value for value.
-func FuzzParseFloats(f *testing.F) {
-	for _, s := range []string{`[1,2,3]`, `[[0.5, -1e-3], [2E+2, 0]]`, `[]`, `[1, "x"]`, `[true]`, `[[[1]]]`, `[-0.0, 3.4e38]`, `[1e400]`} {
+// fastV2Seeds are bodies the fast decoder should take or refuse; the fuzz
+// targets start from them.
+var fastV2Seeds = []string{
+	v2Body([]int64{1, 1, 28, 28}, image(1)),
+	`{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[0.5, -1e-3], [2E+2, 0]]}]}`,
+	` { "id" : "a\"b\u00e9" , "parameters":{"binary_data_output":false}, "inputs" : [ { "data" : [ 1 , 2 ] , "shape":[2], "datatype":"INT32", "name":"x", "parameters":{} } ], "outputs":[{"name":"y"}] } `,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[[[[1]]]]}]}`,
+	`{"inputs":[{"name":"x","shape":[0],"datatype":"FP32","data":[]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1e400]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1e-400]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[-0]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[0.1234567890123456789]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[null]}]}`,
+	`{"inputs":[{"name":"x","shape":[1.0],"datatype":"FP32","data":[1]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a"]}]}`,
+	`{"ID":"x","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]} ]`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"inputs":[]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},{"name":"y","shape":[1],"datatype":"FP32","data":[1]}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":` + strings.Repeat("[", 32) + "1" + strings.Repeat("]", 32) + `}]}`,
+	`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":` + strings.Repeat("[", 33) + "1" + strings.Repeat("]", 33) + `}]}`,
+	`{"id":"\ud800","inputs":[{"name":"x\u0000","shape":[1],"datatype":"FP32","data":[01]}]}`,
+}
+
+// FuzzFastV2 checks the single-pass decoder against pkg/oip: whenever it
+// accepts a body, oip must accept it too and every field must agree (the
+// values bit for bit); whenever it refuses, the server takes oip's path.
+func FuzzFastV2(f *testing.F) {
+	for _, s := range fastV2Seeds {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if !json.Valid(data) {
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := fastV2(body, nil)
+		if !ok {
 			return
 		}
-		got, err := parseFloats(data, nil)
-		tt := oip.Tensor{Data: data}
-		want, werr := tt.Float32s()
-		if err != nil || werr != nil {
-			return // the server falls back to oip on any fast-path error
+		want, err := oip.DecodeInferRequest(body)
+		if err != nil {
+			t.Fatalf("%s: fast path accepted, oip: %v", body, err)
 		}
-		if len(got) != len(want) {
-			t.Fatalf("%s: fast %v, oip %v", data, got, want)
+		in := &want.Inputs[0]
+		vals, err := in.Float32s()
+		if len(want.Inputs) != 1 || err != nil {
+			t.Fatalf("%s: fast path accepted, oip: %d inputs, %v", body, len(want.Inputs), err)
 		}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Fatalf("%s: value %d: fast %g, oip %g", data, i, got[i], want[i])
+		if got.id != want.ID || got.name != in.Name || got.dtype != in.Datatype || !reflect.DeepEqual(got.shape, in.Shape) ||
+			!reflect.DeepEqual(got.outputs, want.Outputs) || !reflect.DeepEqual(got.params, want.Parameters) {
+			t.Fatalf("%s: fast %+v, oip %+v", body, got, want)
+		}
+		if len(got.in) != len(vals) {
+			t.Fatalf("%s: fast %d values, oip %d", body, len(got.in), len(vals))
+		}
+		for i := range vals {
+			if math.Float32bits(got.in[i]) != math.Float32bits(vals[i]) {
+				t.Fatalf("%s: value %d: fast %g, oip %g", body, i, got.in[i], vals[i])
 			}
 		}
 	})
+}
+
+// FuzzParseNumber checks parseNumber against encoding/json + strconv: on a
+// valid JSON number both give the same bits; on anything else parseNumber
+// must not consume the whole input as a number.
+func FuzzParseNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1", "0.5", "-1e-3", "2E+2", "3.4e38", "1e400", "1e-400", "0.1234567890123456789",
+		"123456789012345678901234567890", "9007199254740993", "1e22", "1e23", "01", "1.", ".5", "-", "1e", "4.9e-324", "0.035714287"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, n, ok := parseNumber([]byte(s))
+		var want float64
+		werr := json.Unmarshal([]byte(s), &want)
+		isNum := werr == nil && len(s) > 0 && (s[0] == '-' || s[0] >= '0' && s[0] <= '9')
+		if isNum && !strings.ContainsAny(s, " \t\r\n") {
+			if !ok || n != len(s) || math.Float64bits(v) != math.Float64bits(want) {
+				t.Fatalf("%q: parseNumber = %v, %d, %v; encoding/json %v", s, v, n, ok, want)
+			}
+			return
+		}
+		if ok && n == len(s) {
+			t.Fatalf("%q: parseNumber accepted %v, encoding/json: %v", s, v, werr)
+		}
+	})
+}
+
+func TestFastV2TakesCommonBodies(t *testing.T) {
+	img := image(1)
+	pretty, _ := json.MarshalIndent(oip.InferRequest{ID: "r1", Inputs: []oip.Tensor{oip.NewFP32("input", []int64{1, 784}, img)}}, "", "  ")
+	for _, body := range []string{v2Body([]int64{1, 1, 28, 28}, img), string(pretty), fastV2Seeds[1], fastV2Seeds[2], fastV2Seeds[3]} {
+		if _, ok := fastV2([]byte(body), nil); !ok {
+			t.Errorf("fast path refused a common body: %.200s", body)
+		}
+	}
+	r, _ := fastV2([]byte(fastV2Seeds[2]), nil)
+	if r.id != `a"bé` || r.dtype != "INT32" || len(r.in) != 2 || r.in[1] != 2 || len(r.outputs) != 1 || r.params["binary_data_output"] != false {
+		t.Errorf("decoded %+v", r)
+	}
+	for _, i := range []int{5, 9, 10, 11, 12, 13, 14, 15, 17, 18} {
+		if _, ok := fastV2([]byte(fastV2Seeds[i]), nil); ok {
+			t.Errorf("fast path accepted %.200s", fastV2Seeds[i])
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -32,6 +33,10 @@ type ServeConfig struct {
 	WarmUp int
 	// MaxBatch bounds the examples in one request; 0 means 64.
 	MaxBatch int
+	// CPUProfile, when set, is a file the process's Go CPU profile
+	// (runtime/pprof) is written to from start to shutdown: where the
+	// server's non-ONNX-Runtime time goes (ORT's own threads show as cgo).
+	CPUProfile string
 }
 
 // Defaults fills the zero fields.
@@ -89,6 +94,20 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	}
 	log = log.With("model", cfg.Name)
 	t0 := time.Now()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("%w: cpu profile: %w", ErrConfig, err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	m, err := LoadModel(ModelConfig{Path: cfg.Model, Workers: cfg.Threads, IntraOpThreads: cfg.IntraOpThreads})
 	if err != nil {
 		return err

@@ -1,0 +1,104 @@
+package modelserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// envBenchRole makes the test binary a helper of hack/bench-modelserver.sh
+// instead of running tests: "raw" measures raw ONNX Runtime throughput,
+// "bodies" writes the request bodies the load generator sends.
+const envBenchRole = "INFADAPTER_MODELSERVER_BENCH"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(envBenchRole) {
+	case "":
+		os.Exit(m.Run())
+	case "raw":
+		os.Exit(rawMain(os.Args[1:]))
+	case "bodies":
+		os.Exit(bodiesMain(os.Args[1:]))
+	default:
+		fmt.Fprintf(os.Stderr, "%s=%q: want raw or bodies\n", envBenchRole, os.Getenv(envBenchRole))
+		os.Exit(2)
+	}
+}
+
+// rawMain runs `MODEL.onnx SECONDS INTRA_OP_THREADS`: Model.Infer at batch
+// 1 in a loop on one worker (the server's configuration with --threads 1)
+// for SECONDS after 20 warm-up runs, and prints
+// "raw_rps <req/s> cpu <cores used>" — the script pins it to the server's CPU.
+func rawMain(args []string) int {
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "raw: want MODEL.onnx SECONDS INTRA_OP_THREADS")
+		return 2
+	}
+	secs, err1 := strconv.ParseFloat(args[1], 64)
+	threads, err2 := strconv.Atoi(args[2])
+	if err1 != nil || err2 != nil {
+		fmt.Fprintln(os.Stderr, "raw: bad SECONDS or INTRA_OP_THREADS")
+		return 2
+	}
+	m, err := LoadModel(ModelConfig{Path: args[0], Workers: 1, IntraOpThreads: threads})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer m.Close()
+	ctx := context.Background()
+	if err := m.WarmUp(ctx, 20); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	img := image(1)
+	out := make([]float32, 0, m.OutputSize())
+	cpu0 := cpuSeconds()
+	t0 := time.Now()
+	deadline := t0.Add(time.Duration(secs * float64(time.Second)))
+	n := 0
+	for ; n%64 != 0 || time.Now().Before(deadline); n++ {
+		if _, err := m.Infer(ctx, img, out[:0]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	el := time.Since(t0).Seconds()
+	fmt.Printf("raw_rps %.1f cpu %.3f\n", float64(n)/el, (cpuSeconds()-cpu0)/el)
+	return 0
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// bodiesMain runs `DIR`: writes DIR/v2.json (an OIP v2 JSON request of one
+// 1×28×28 image, the same image rawMain infers) and DIR/v2.bin plus
+// DIR/v2.bin.hlen (the same request in the binary tensor data extension,
+// and its JSON header length for the Inference-Header-Content-Length header).
+func bodiesMain(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "bodies: want DIR")
+		return 2
+	}
+	img := image(1)
+	bin, hlen := binaryBody([]int64{1, 1, 28, 28}, img, true)
+	for name, b := range map[string][]byte{
+		"v2.json":     []byte(v2Body([]int64{1, 1, 28, 28}, img)),
+		"v2.bin":      bin,
+		"v2.bin.hlen": []byte(strconv.Itoa(hlen)),
+	} {
+		if err := os.WriteFile(filepath.Join(args[0], name), b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
