@@ -1,38 +1,179 @@
 #!/usr/bin/env bash
-# Model server throughput vs raw ONNX Runtime throughput, same model, one
-# worker with one ORT thread, measured in the same run (interleaved per
-# model, repeated COUNT times; medians reported). Prints a markdown table
-# for docs/benchmarks.md ("Model server").
+# Model server throughput vs raw ONNX Runtime throughput, same model, same
+# thread count, same CPU, measured in the same run (docs/benchmarks.md,
+# "Model server").
 #
-#   hack/bench-modelserver.sh [COUNT] [BENCHTIME]
+#   raw     the model's Model.Infer at batch 1 in a loop, one worker with
+#           INTRA ORT threads (the server's session configuration), in its
+#           own process pinned to SERVER_CPU;
+#   json    `infadapter serve-model --threads 1 --intra-op-threads INTRA`
+#           pinned to SERVER_CPU, driven by wrk (closed loop, CONNS
+#           keep-alive connections, one thread) pinned to CLIENT_CPU, with
+#           OIP v2 JSON requests of one 1×28×28 image;
+#   binary  the same server, the same image in the OIP v2 binary tensor data
+#           extension (Inference-Header-Content-Length), outputs in binary;
+#   batched the same server with --batch-max BATCH_MAX --batch-delay-us
+#           BATCH_DELAY (server-side dynamic batching), JSON requests, CONNS
+#           connections — a separate row, never part of the batch-1 ratio.
 #
-# Needs the ONNX Runtime library (make onnxruntime).
+# Each round runs every (model, kind) once, interleaved; ROUNDS rounds; the
+# median is reported. Server CPU is read from /proc/PID/stat around each run,
+# so "server cores" shows whether the server had its CPU to itself and
+# "CPU µs/req" is its whole per-request cost. overhead = 1e6/server − 1e6/raw
+# (µs of server-CPU wall time per request beyond the inference itself).
+#
+#   flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
+#   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary"
+#        ROUNDS=3 DURATION=5 CONNS=4 INTRA=1 SERVER_CPU=0 CLIENT_CPU=1
+#        BATCH_MAX=8 BATCH_DELAY=200
+#
+# Needs the ONNX Runtime library (make onnxruntime), wrk and taskset
+# (util-linux), 2+ CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT="${1:-3}"
-BENCHTIME="${2:-2s}"
-out="$(mktemp)"
-trap 'rm -f "$out"' EXIT
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-go test -run '^$' -bench 'BenchmarkThroughput' -benchtime "$BENCHTIME" -count "$COUNT" ./pkg/modelserver | tee "$out" >&2
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-awk '
-/^BenchmarkThroughput\// {
-	split($1, p, "/"); model = p[2]; kind = p[3]; sub(/-[0-9]+$/, "", kind)
-	for (i = 1; i <= NF; i++) if ($(i+1) == "req/s") v = $i
-	n = ++cnt[model, kind]; val[model, kind, n] = v; models[model] = 1
+MODELS=${MODELS:-linear cnn-s cnn-m cnn-m-tta2}
+KINDS=${KINDS:-raw json binary}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-4}
+INTRA=${INTRA:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+BATCH_MAX=${BATCH_MAX:-8}
+BATCH_DELAY=${BATCH_DELAY:-200}
+for bin in wrk taskset curl go; do
+  command -v "$bin" >/dev/null || { echo "bench-modelserver: $bin not found" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d)
+SRV_PID=
+cleanup() {
+  [[ -n "$SRV_PID" ]] && kill "$SRV_PID" 2>/dev/null || true
+  rm -rf "$TMP"
 }
-function median(model, kind,   n, i, j, a, t) {
-	n = cnt[model, kind]
-	for (i = 1; i <= n; i++) a[i] = val[model, kind, i]
+trap cleanup EXIT
+
+go build -o "$TMP/infadapter" ./cmd/infadapter
+go test -c -o "$TMP/ms.test" ./pkg/modelserver
+INFADAPTER_MODELSERVER_BENCH=bodies "$TMP/ms.test" "$TMP"
+HLEN=$(cat "$TMP/v2.bin.hlen")
+cat >"$TMP/json.lua" <<EOF
+local f = assert(io.open("$TMP/v2.json", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+EOF
+cat >"$TMP/binary.lua" <<EOF
+local f = assert(io.open("$TMP/v2.bin", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+wrk.headers["Inference-Header-Content-Length"] = "$HLEN"
+EOF
+cp "$TMP/json.lua" "$TMP/batched.lua"
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(go version | cut -d' ' -f3)" >&2
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+TICK=$(getconf CLK_TCK)
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# start_server MODEL [extra flags]: sets SRV_PID and URL, waits until ready.
+start_server() {
+  local model=$1
+  shift
+  taskset -c "$SERVER_CPU" "$TMP/infadapter" serve-model --model "third_party/models/fmnist/$model.onnx" \
+    --port 0 --threads 1 --intra-op-threads "$INTRA" --warmup 20 "$@" >"$TMP/srv.out" 2>"$TMP/srv.err" &
+  SRV_PID=$!
+  for _ in $(seq 200); do
+    URL=$(sed -n 's/^infadapter serve-model listening on //p' "$TMP/srv.out")
+    if [[ -n "$URL" ]] && curl -fs "$URL/v2/models/$model/ready" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "server for $model not ready:" >&2
+  cat "$TMP/srv.err" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$SRV_PID" 2>/dev/null || true
+  wait "$SRV_PID" 2>/dev/null || true
+  SRV_PID=
+}
+
+# run_wrk KIND MODEL: one measured wrk run (after a 1 s warm-up); prints "rps cores cpu_us_per_req".
+run_wrk() {
+  local kind=$1 model=$2 out t0 t1 rps
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d1s -s "$TMP/$kind.lua" "$URL/v2/models/$model/infer" >/dev/null
+  t0=$(cputicks "$SRV_PID")
+  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$TMP/$kind.lua" "$URL/v2/models/$model/infer")
+  t1=$(cputicks "$SRV_PID")
+  if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
+    echo "wrk $kind $model: errors:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  awk -v r="$rps" -v d=$((t1 - t0)) -v tick="$TICK" -v dur="$DURATION" \
+    'BEGIN { c = d / tick; printf "%.1f %.3f %.1f\n", r, c / dur, 1e6 * c / (r * dur) }'
+}
+
+RES="$TMP/results"
+: >"$RES"
+for round in $(seq "$ROUNDS"); do
+  for model in $MODELS; do
+    for kind in $KINDS; do
+      case $kind in
+      raw)
+        read -r _ rps _ cores < <(taskset -c "$SERVER_CPU" env INFADAPTER_MODELSERVER_BENCH=raw \
+          "$TMP/ms.test" "third_party/models/fmnist/$model.onnx" "$DURATION" "$INTRA")
+        line="$rps $cores $(awk -v r="$rps" -v c="$cores" 'BEGIN { printf "%.1f", 1e6 * c / r }')"
+        ;;
+      json | binary)
+        start_server "$model"
+        line=$(run_wrk "$kind" "$model")
+        stop_server
+        ;;
+      batched)
+        start_server "$model" --batch-max "$BATCH_MAX" --batch-delay-us "$BATCH_DELAY"
+        line=$(run_wrk batched "$model")
+        stop_server
+        ;;
+      *)
+        echo "unknown kind $kind" >&2
+        exit 2
+        ;;
+      esac
+      echo "round $round $model $kind: req/s cores cpu_us/req = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      echo "$model $kind $line" >>"$RES"
+    done
+  done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+awk -v models="$MODELS" -v kinds="$KINDS" '
+{ n = ++cnt[$1, $2]; rps[$1, $2, n] = $3; cores[$1, $2, n] = $4; cpu[$1, $2, n] = $5 }
+function median(arr, m, k,   n, i, j, a, t) {
+	n = cnt[m, k]
+	for (i = 1; i <= n; i++) a[i] = arr[m, k, i]
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 END {
-	print "| model | raw ORT req/s | server req/s | server / raw |"
-	print "|---|---:|---:|---:|"
-	for (m in models) {
-		r = median(m, "raw"); h = median(m, "http")
-		printf "| %s | %.0f | %.0f | %.2f |\n", m, r, h, h / r
+	print "| model | kind | req/s | server / raw | overhead µs/req | server cores | server CPU µs/req |"
+	print "|---|---|---:|---:|---:|---:|---:|"
+	nm = split(models, M, " "); nk = split(kinds, K, " ")
+	for (i = 1; i <= nm; i++) {
+		m = M[i]; r = cnt[m, "raw"] ? median(rps, m, "raw") : 0
+		for (j = 1; j <= nk; j++) {
+			k = K[j]; if (!cnt[m, k]) continue
+			v = median(rps, m, k)
+			ratio = (r > 0) ? sprintf("%.2f", v / r) : "–"
+			ov = (r > 0 && k != "raw") ? sprintf("%.1f", 1e6 / v - 1e6 / r) : "–"
+			printf "| %s | %s | %.0f | %s | %s | %.2f | %.1f |\n", m, k, v, (k == "raw") ? "1" : ratio, ov, median(cores, m, k), median(cpu, m, k)
+		}
 	}
-}' "$out" | sort
+}' "$RES"
