@@ -12,9 +12,11 @@
 #           OIP v2 JSON requests of one 1×28×28 image;
 #   binary  the same server, the same image in the OIP v2 binary tensor data
 #           extension (Inference-Header-Content-Length), outputs in binary;
-#   batched the same server with --batch-max BATCH_MAX --batch-delay-us
-#           BATCH_DELAY (server-side dynamic batching), JSON requests, CONNS
-#           connections — a separate row, never part of the batch-1 ratio.
+#   batched the same server with --dynamic-batch BATCH_MAX
+#           --dynamic-batch-delay-us BATCH_DELAY (server-side dynamic
+#           batching), JSON requests of one image from BATCH_CONNS
+#           connections — a separate row: its "server / raw" compares with
+#           raw batch-1 ORT, so it is not the batch-1 overhead ratio.
 #
 # Each round runs every (model, kind) once, interleaved; ROUNDS rounds; the
 # median is reported. Server CPU is read from /proc/PID/stat around each run,
@@ -23,16 +25,16 @@
 # (µs of server-CPU wall time per request beyond the inference itself).
 #
 #   flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
-#   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary"
+#   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary batched"
 #        ROUNDS=3 DURATION=5 CONNS=4 INTRA=1 SERVER_CPU=0 CLIENT_CPU=1
-#        BATCH_MAX=8 BATCH_DELAY=200
+#        BATCH_MAX=8 BATCH_DELAY=0 BATCH_CONNS=16
 #
 # Needs the ONNX Runtime library (make onnxruntime), wrk and taskset
 # (util-linux), 2+ CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${MODELS:-linear cnn-s cnn-m cnn-m-tta2}
-KINDS=${KINDS:-raw json binary}
+KINDS=${KINDS:-raw json binary batched}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-4}
@@ -40,7 +42,8 @@ INTRA=${INTRA:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 BATCH_MAX=${BATCH_MAX:-8}
-BATCH_DELAY=${BATCH_DELAY:-200}
+BATCH_DELAY=${BATCH_DELAY:-0}
+BATCH_CONNS=${BATCH_CONNS:-16}
 for bin in wrk taskset curl go; do
   command -v "$bin" >/dev/null || { echo "bench-modelserver: $bin not found" >&2; exit 1; }
 done
@@ -104,12 +107,12 @@ stop_server() {
   SRV_PID=
 }
 
-# run_wrk KIND MODEL: one measured wrk run (after a 1 s warm-up); prints "rps cores cpu_us_per_req".
+# run_wrk KIND MODEL CONNS: one measured wrk run (after a 1 s warm-up); prints "rps cores cpu_us_per_req".
 run_wrk() {
-  local kind=$1 model=$2 out t0 t1 rps
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d1s -s "$TMP/$kind.lua" "$URL/v2/models/$model/infer" >/dev/null
+  local kind=$1 model=$2 conns=$3 out t0 t1 rps
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d1s -s "$TMP/$kind.lua" "$URL/v2/models/$model/infer" >/dev/null
   t0=$(cputicks "$SRV_PID")
-  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$TMP/$kind.lua" "$URL/v2/models/$model/infer")
+  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" -s "$TMP/$kind.lua" "$URL/v2/models/$model/infer")
   t1=$(cputicks "$SRV_PID")
   if grep -q -e 'Non-2xx' -e 'Socket errors' <<<"$out"; then
     echo "wrk $kind $model: errors:" >&2
@@ -134,12 +137,12 @@ for round in $(seq "$ROUNDS"); do
         ;;
       json | binary)
         start_server "$model"
-        line=$(run_wrk "$kind" "$model")
+        line=$(run_wrk "$kind" "$model" "$CONNS")
         stop_server
         ;;
       batched)
-        start_server "$model" --batch-max "$BATCH_MAX" --batch-delay-us "$BATCH_DELAY"
-        line=$(run_wrk batched "$model")
+        start_server "$model" --dynamic-batch "$BATCH_MAX" --dynamic-batch-delay-us "$BATCH_DELAY"
+        line=$(run_wrk batched "$model" "$BATCH_CONNS")
         stop_server
         ;;
       *)

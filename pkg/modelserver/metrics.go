@@ -12,6 +12,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	inference prometheus.Histogram
+	batch     prometheus.Histogram
 }
 
 // latencyBuckets spans 50 µs (the smallest model's inference) to 2.5 s.
@@ -31,10 +32,14 @@ func newMetrics(reg prometheus.Registerer, model string, workers int) *metrics {
 			Name: "infadapter_modelserver_inference_duration_seconds", Help: "Time waiting for a worker plus ONNX Runtime runs of one request (seconds).",
 			ConstLabels: cl, Buckets: latencyBuckets,
 		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "infadapter_modelserver_batch_size", Help: "Examples per ONNX Runtime run of the dynamic batcher (only with dynamic batching on).",
+			ConstLabels: cl, Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
 	w := prometheus.NewGauge(prometheus.GaugeOpts{Name: "infadapter_modelserver_workers", Help: "Inference workers (sessions).", ConstLabels: cl})
 	w.Set(float64(workers))
-	reg.MustRegister(m.requests, m.latency, m.inference, w)
+	reg.MustRegister(m.requests, m.latency, m.inference, m.batch, w)
 	return m
 }
 

@@ -83,6 +83,12 @@ type ModelConfig struct {
 	Workers int
 	// IntraOpThreads per session; 0 means 1 (see the package comment).
 	IntraOpThreads int
+	// MaxRunBatch is the most examples one ONNX Runtime run may take
+	// (RunBatch); 0 or 1 means batch-1 runs only. Above 1 the model needs a
+	// dynamic batch dimension, and each worker gets a second session whose
+	// input and output tensors for every batch size 2..MaxRunBatch share one
+	// buffer.
+	MaxRunBatch int
 }
 
 // Model is a loaded ONNX model with one float32 input and one float32
@@ -96,6 +102,7 @@ type Model struct {
 	inSize, outSize int
 	pool            chan *worker
 	workers         []*worker
+	maxRunBatch     int
 	closeOnce       sync.Once
 	closed          atomic.Bool
 }
@@ -104,6 +111,11 @@ type worker struct {
 	sess *ort.AdvancedSession
 	in   *ort.Tensor[float32]
 	out  *ort.Tensor[float32]
+	// Batched runs (MaxRunBatch > 1): bIn[k]/bOut[k] are batch-k tensors
+	// over the shared buffers bInData/bOutData.
+	dyn               *ort.DynamicAdvancedSession
+	bIn, bOut         []*ort.Tensor[float32]
+	bInData, bOutData []float32
 }
 
 // LoadModel opens the model with cfg.Workers sessions.
@@ -144,6 +156,11 @@ func LoadModel(cfg ModelConfig) (*Model, error) {
 		return nil, fmt.Errorf("model %s: output %q: %w", cfg.Path, m.outName, err)
 	}
 	m.inSize, m.outSize = inN, outN
+	m.maxRunBatch = max(cfg.MaxRunBatch, 1)
+	if m.maxRunBatch > 1 && (m.inShape[0] >= 0 || m.outShape[0] >= 0) {
+		return nil, fmt.Errorf("model %s: batched runs (max %d) need a dynamic batch dimension; input shape %v, output shape %v",
+			cfg.Path, m.maxRunBatch, m.inShape, m.outShape)
+	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, err
@@ -169,6 +186,9 @@ func LoadModel(cfg ModelConfig) (*Model, error) {
 					[]ort.Value{w.in}, []ort.Value{w.out}, opts)
 			}
 		}
+		if err == nil && m.maxRunBatch > 1 {
+			err = m.addBatched(w, cfg.Path, inB, outB, opts)
+		}
 		m.workers = append(m.workers, w)
 		m.pool <- w
 		if err != nil {
@@ -177,6 +197,61 @@ func LoadModel(cfg ModelConfig) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// addBatched gives w a dynamic session and batch-k tensors for k in
+// 2..maxRunBatch over one input and one output buffer.
+func (m *Model) addBatched(w *worker, path string, inB, outB []int64, opts *ort.SessionOptions) error {
+	var err error
+	if w.dyn, err = ort.NewDynamicAdvancedSession(path, []string{m.inName}, []string{m.outName}, opts); err != nil {
+		return err
+	}
+	w.bInData = make([]float32, m.maxRunBatch*m.inSize)
+	w.bOutData = make([]float32, m.maxRunBatch*m.outSize)
+	w.bIn = make([]*ort.Tensor[float32], m.maxRunBatch+1)
+	w.bOut = make([]*ort.Tensor[float32], m.maxRunBatch+1)
+	for k := 2; k <= m.maxRunBatch; k++ {
+		inK, outK := append([]int64(nil), inB...), append([]int64(nil), outB...)
+		inK[0], outK[0] = int64(k), int64(k)
+		if w.bIn[k], err = ort.NewTensor(ort.NewShape(inK...), w.bInData); err != nil {
+			return err
+		}
+		if w.bOut[k], err = ort.NewTensor(ort.NewShape(outK...), w.bOutData); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxRunBatch is the most examples one RunBatch call takes.
+func (m *Model) MaxRunBatch() int { return m.maxRunBatch }
+
+// RunBatch runs the k = len(in)/InputSize examples of in (1 ≤ k ≤
+// MaxRunBatch) as one ONNX Runtime run at batch k on one worker, appending
+// the outputs to out. Batch 1 uses the same pre-bound session as Infer.
+func (m *Model) RunBatch(ctx context.Context, in []float32, out []float32) ([]float32, error) {
+	if len(in) == 0 || len(in)%m.inSize != 0 || len(in)/m.inSize > m.maxRunBatch {
+		return out, fmt.Errorf("input has %d values, want a multiple of %d, at most %d examples", len(in), m.inSize, m.maxRunBatch)
+	}
+	k := len(in) / m.inSize
+	if k == 1 {
+		return m.Infer(ctx, in, out)
+	}
+	var w *worker
+	select {
+	case w = <-m.pool:
+	case <-ctx.Done():
+		return out, ctx.Err()
+	}
+	defer func() { m.pool <- w }()
+	if m.closed.Load() {
+		return out, ErrClosed
+	}
+	copy(w.bInData, in)
+	if err := w.dyn.Run([]ort.Value{w.bIn[k]}, []ort.Value{w.bOut[k]}); err != nil {
+		return out, fmt.Errorf("onnxruntime run at batch %d: %w", k, err)
+	}
+	return append(out, w.bOutData[:k*m.outSize]...), nil
 }
 
 // batch1 replaces a dynamic leading dim by 1 and returns the shape and its
@@ -296,6 +371,14 @@ func (m *Model) Close() {
 			}
 			if w.out != nil {
 				_ = w.out.Destroy()
+			}
+			if w.dyn != nil {
+				_ = w.dyn.Destroy()
+			}
+			for _, t := range append(w.bIn, w.bOut...) {
+				if t != nil {
+					_ = t.Destroy()
+				}
 			}
 		}
 	})

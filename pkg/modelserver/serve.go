@@ -33,6 +33,12 @@ type ServeConfig struct {
 	WarmUp int
 	// MaxBatch bounds the examples in one request; 0 means 64.
 	MaxBatch int
+	// DynamicBatch ≥ 2 turns on server-side dynamic batching: up to that
+	// many queued examples per ONNX Runtime run (0 or 1: off, the default).
+	DynamicBatch int
+	// DynamicBatchDelay is how long a non-full batch waits for more
+	// requests (0: never, batch only what is already queued).
+	DynamicBatchDelay time.Duration
 	// CPUProfile, when set, is a file the process's Go CPU profile
 	// (runtime/pprof) is written to from start to shutdown: where the
 	// server's non-ONNX-Runtime time goes (ORT's own threads show as cgo).
@@ -75,7 +81,7 @@ func (c ServeConfig) Validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port = %d: must be in [0, 65535]", c.Port))
 	}
-	if err := (Config{Name: c.Name, MaxBatch: c.MaxBatch}).Validate(); err != nil {
+	if err := (Config{Name: c.Name, MaxBatch: c.MaxBatch, Batch: BatchConfig{MaxBatch: c.DynamicBatch, Delay: c.DynamicBatchDelay}}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -108,15 +114,17 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 			f.Close()
 		}()
 	}
-	m, err := LoadModel(ModelConfig{Path: cfg.Model, Workers: cfg.Threads, IntraOpThreads: cfg.IntraOpThreads})
+	m, err := LoadModel(ModelConfig{Path: cfg.Model, Workers: cfg.Threads, IntraOpThreads: cfg.IntraOpThreads, MaxRunBatch: cfg.DynamicBatch})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	srv, err := NewServer(Config{Name: cfg.Name, MaxBatch: cfg.MaxBatch}, m)
+	srv, err := NewServer(Config{Name: cfg.Name, MaxBatch: cfg.MaxBatch,
+		Batch: BatchConfig{MaxBatch: cfg.DynamicBatch, Delay: cfg.DynamicBatchDelay}}, m)
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -126,6 +134,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "%shttp://%s\n", ListeningPrefix, ln.Addr())
 	log.Info("loaded", "file", cfg.Model, "workers", cfg.Threads, "intraOpThreads", cfg.IntraOpThreads,
+		"dynamicBatch", cfg.DynamicBatch, "dynamicBatchDelay", cfg.DynamicBatchDelay,
 		"load", time.Since(t0).Round(time.Millisecond), "addr", ln.Addr().String())
 	if err := m.WarmUp(ctx, cfg.WarmUp); err != nil {
 		_ = hs.Close()

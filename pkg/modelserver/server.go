@@ -1,6 +1,7 @@
 package modelserver
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ type Config struct {
 	MaxBatch int
 	// MaxBodyBytes bounds request bodies; 0 means oip.DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Batch turns on server-side dynamic batching when Batch.MaxBatch ≥ 2
+	// (the model must be loaded with MaxRunBatch ≥ Batch.MaxBatch); off by
+	// default, so a request runs at batch 1 as the committed profiles were
+	// measured. See Batcher.
+	Batch BatchConfig
 }
 
 // Validate reports every problem of the config.
@@ -43,14 +49,23 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("maxBodyBytes = %d: must be ≥ 0", c.MaxBodyBytes))
 	}
+	if c.Batch.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("dynamic batch = %d: must be ≥ 0 (0 or 1: off)", c.Batch.MaxBatch))
+	}
+	if c.Batch.Delay < 0 {
+		errs = append(errs, fmt.Errorf("dynamic batch delay = %v: must be ≥ 0", c.Batch.Delay))
+	}
 	return errors.Join(errs...)
 }
 
 // Server is the HTTP face of a Model: an http.Handler for the OIP v2 and
 // TF Serving REST paths plus /metrics.
 type Server struct {
-	cfg     Config
-	model   *Model
+	cfg   Config
+	model *Model
+	// runner runs a request's examples: the model, or the batcher in front of it.
+	runner  inferer
+	batcher *Batcher
 	ready   atomic.Bool
 	reg     *prometheus.Registry
 	metrics *metrics
@@ -71,6 +86,7 @@ func NewServer(cfg Config, model *Model) (*Server, error) {
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 64
 	}
+	var err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{cfg: cfg, model: model, reg: reg, metrics: newMetrics(reg, cfg.Name, model.Workers())}
@@ -79,7 +95,34 @@ func NewServer(cfg Config, model *Model) (*Server, error) {
 	s.outNameJSON, _ = json.Marshal(model.OutputName())
 	s.okV2 = s.metrics.requests.WithLabelValues("v2", codeLabel(http.StatusOK))
 	s.latV2 = s.metrics.latency.WithLabelValues("v2")
+	s.runner = model
+	if cfg.Batch.MaxBatch >= 2 {
+		bc := cfg.Batch
+		bc.Observe = func(n int) { s.metrics.batch.Observe(float64(n)) }
+		if s.batcher, err = NewBatcher(model, bc); err != nil {
+			return nil, fmt.Errorf("model server config: %w", err)
+		}
+		s.runner = s.batcher
+	}
 	return s, nil
+}
+
+// inferer runs whole examples: *Model at batch 1, or *Batcher.
+type inferer interface {
+	Infer(ctx context.Context, in, out []float32) ([]float32, error)
+}
+
+var (
+	_ inferer = (*Model)(nil)
+	_ inferer = (*Batcher)(nil)
+)
+
+// Close stops the dynamic batcher, if any (call after the HTTP server has
+// shut down, before closing the model).
+func (s *Server) Close() {
+	if s.batcher != nil {
+		s.batcher.Close()
+	}
 }
 
 // SetReady flips readiness.
@@ -190,7 +233,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, route oip.Route, 
 	outBuf := getFloats()
 	defer putFloats(outBuf)
 	t0 := time.Now()
-	out, err := s.model.Infer(r.Context(), req.in, outBuf.f[:0])
+	out, err := s.runner.Infer(r.Context(), req.in, outBuf.f[:0])
 	s.metrics.inference.Observe(time.Since(t0).Seconds())
 	outBuf.f = out[:0]
 	if err != nil {
