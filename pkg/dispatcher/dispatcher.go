@@ -465,7 +465,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (ServeHTTP) and the fast path (server.go) fill it from their own
 // representations.
 type proxyReq struct {
-	ctx      context.Context // the client's; canceled when it goes away (net/http path only)
+	ctx      context.Context // the client's, canceled when it goes away (net/http path); nil on the fast path
 	method   string
 	rawQuery string
 	// header is the client's header (net/http path); h1 and the https
@@ -517,8 +517,16 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 	start := d.clock.Now()
 	m.inFlight.Inc()
 	defer m.inFlight.Dec()
-	ctx, cancel := context.WithTimeout(r.ctx, d.timeout)
-	defer cancel()
+	// On the fast path (no client context: nothing to follow but the
+	// timeout) requests to h1 backends need no cancellable context.
+	var ctx context.Context
+	cancel := func() {}
+	if r.ctx != nil {
+		ctx, cancel = context.WithTimeout(r.ctx, d.timeout)
+	} else {
+		ctx = h1.DeadlineContext(time.Now().Add(d.timeout))
+	}
+	defer func() { cancel() }()
 
 	b := d.acquire(m, start.UnixNano(), nil)
 	if b == nil {
@@ -540,15 +548,33 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 		// this one is not queued and its latency is a service time.
 		queued := b.inFlight.Load()-1 >= b.concurrency()
 		sent := d.clock.Now()
-		resp, err := d.roundTrip(ctx, r, b, route, body)
+		var status int
+		var copyErr, err error
+		if fw, ok := w.(*fastWriter); ok && b.pool != nil {
+			status, copyErr, err = d.relayRaw(ctx, fw, r, b, route, body)
+		} else {
+			actx := ctx
+			if r.ctx == nil {
+				// http.Transport needs a context that ends at the deadline.
+				dl, _ := ctx.Deadline()
+				var c2 context.CancelFunc
+				actx, c2 = context.WithDeadline(context.Background(), dl)
+				prev := cancel
+				cancel = func() { prev(); c2() }
+			}
+			var resp *http.Response
+			if resp, err = d.roundTrip(actx, r, b, route, body); err == nil {
+				status, copyErr = d.relay(w, b, resp)
+			}
+		}
 		if err == nil {
-			d.respond(w, m, b, resp, start, sent, queued)
+			d.account(m, b, status, copyErr, start, sent, queued)
 			b.release()
 			return
 		}
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			outcome, status := OutcomeTimeout, http.StatusGatewayTimeout
-			if r.ctx.Err() != nil {
+			if r.ctx != nil && r.ctx.Err() != nil {
 				outcome, status = OutcomeCanceled, 499
 			}
 			b.requests[outcome].Inc()
@@ -654,10 +680,9 @@ func (d *Dispatcher) roundTrip(ctx context.Context, r *proxyReq, b *backend, rou
 	return b.transport.RoundTrip(out)
 }
 
-// respond copies the backend response to the client. sent is when the
-// request went to b; unless queued (it found every slot of b busy), its
-// duration estimates b's service time (used by load shedding).
-func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *http.Response, start, sent time.Time, queued bool) {
+// relay copies the backend response to the client; copyErr is an error
+// while copying the body.
+func (d *Dispatcher) relay(w http.ResponseWriter, b *backend, resp *http.Response) (status int, copyErr error) {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, v := range resp.Header {
@@ -669,22 +694,55 @@ func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *
 	h[oip.VariantHeader] = b.variantHdr // shared, read-only
 	w.WriteHeader(resp.StatusCode)
 	bp := d.bufs.Get().(*[]byte)
-	_, copyErr := io.CopyBuffer(w, resp.Body, *bp)
+	_, copyErr = io.CopyBuffer(w, resp.Body, *bp)
 	d.bufs.Put(bp)
+	return resp.StatusCode, copyErr
+}
+
+// dropVariantHeader: a backend's own X-Infadapter-Variant is replaced.
+var dropVariantHeader = []string{strings.ToLower(oip.VariantHeader)}
+
+// relayRaw is roundTrip and relay for the fast server path and an h1
+// backend: the response head goes to the client as the lines the backend
+// sent (hop-by-hop ones dropped), without an http.Response in between.
+func (d *Dispatcher) relayRaw(ctx context.Context, w *fastWriter, r *proxyReq, b *backend, route oip.Route, body []byte) (status int, copyErr, err error) {
+	path := route.WithModel(b.spec.modelName()).Path()
+	if r.rawQuery != "" {
+		path += "?" + r.rawQuery
+	}
+	var extra []string
+	if r.xff != "" {
+		extra = []string{"X-Forwarded-For", r.xff}
+	}
+	rr := &w.raw
+	err = b.pool.RoundTripRaw(ctx, h1.Request{Method: r.method, PathQuery: path, RawHeader: r.rawHeader, Extra: extra, Body: body,
+		DropResponseHeaders: dropVariantHeader}, rr)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rr.Body.Close()
+	return rr.StatusCode, w.relayRaw(rr, b.spec.Variant), nil
+}
+
+// account records a relayed response: metrics, arrivals, passive health
+// and the service-time estimate. sent is when the request went to b;
+// unless queued (it found every slot of b busy), its duration estimates
+// b's service time (used by load shedding).
+func (d *Dispatcher) account(m *model, b *backend, status int, copyErr error, start, sent time.Time, queued bool) {
 	elapsed := d.clock.Since(start)
 	outcome := OutcomeOK
 	switch {
 	case copyErr != nil:
 		outcome = OutcomeConnError
-	case resp.StatusCode >= 500:
+	case status >= 500:
 		outcome = OutcomeServerError
-	case resp.StatusCode >= 400:
+	case status >= 400:
 		outcome = OutcomeClientError
 	}
 	b.requests[outcome].Inc()
 	b.latency.Observe(elapsed.Seconds())
 	b.variantArr.add(start)
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		if b.fail(d.clock.Now(), d.cfg) {
 			d.metrics.ejections.WithLabelValues(m.name, b.spec.Variant).Inc()
@@ -692,7 +750,7 @@ func (d *Dispatcher) respond(w http.ResponseWriter, m *model, b *backend, resp *
 	default:
 		if copyErr == nil {
 			b.succeed()
-			if resp.StatusCode < 400 && !queued {
+			if status < 400 && !queued {
 				b.observeLatency(d.clock.Since(sent))
 			}
 		}

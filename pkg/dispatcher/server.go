@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -368,7 +370,7 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 	}
 	m.arrivals.add(d.clock.Now())
 	r := &fc.req
-	*r = proxyReq{ctx: context.Background(), method: http.MethodPost, rawQuery: h.rawQuery, rawHeader: h.fwd, xff: fc.ip}
+	*r = proxyReq{method: http.MethodPost, rawQuery: h.rawQuery, rawHeader: h.fwd, xff: fc.ip}
 	if len(h.xff) > 0 && fc.ip != "" {
 		r.xff = string(h.xff) + ", " + fc.ip
 	}
@@ -405,6 +407,7 @@ type fastWriter struct {
 	written     int64
 	buf         []byte
 	close       bool // send Connection: close and close afterwards
+	raw         h1.RawResponse
 }
 
 var _ http.ResponseWriter = (*fastWriter)(nil)
@@ -469,17 +472,7 @@ func (w *fastWriter) finish() {
 
 func (w *fastWriter) writeHead(clen int64) {
 	bw := w.bw
-	bw.WriteString("HTTP/1.1 ")
-	var nb [20]byte
-	bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
-	bw.WriteByte(' ')
-	if t := http.StatusText(w.status); t != "" {
-		bw.WriteString(t)
-	} else {
-		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
-	}
-	bw.WriteString("\r\n")
+	w.writeStatusLine()
 	hasDate := false
 	for k, vs := range w.hdr {
 		switch k {
@@ -495,11 +488,34 @@ func (w *fastWriter) writeHead(clen int64) {
 			bw.WriteString("\r\n")
 		}
 	}
+	w.endHead(clen, hasDate)
+}
+
+func (w *fastWriter) writeStatusLine() {
+	bw := w.bw
+	bw.WriteString("HTTP/1.1 ")
+	var nb [20]byte
+	bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+	bw.WriteByte(' ')
+	if t := http.StatusText(w.status); t != "" {
+		bw.WriteString(t)
+	} else {
+		bw.WriteString("status code ")
+		bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+	}
+	bw.WriteString("\r\n")
+}
+
+// endHead writes Date (unless the header had one), Content-Length,
+// Connection: close when closing, and the empty line.
+func (w *fastWriter) endHead(clen int64, hasDate bool) {
+	bw := w.bw
 	if !hasDate {
 		bw.WriteString("Date: ")
 		bw.WriteString(httpDate())
 		bw.WriteString("\r\n")
 	}
+	var nb [20]byte
 	bw.WriteString("Content-Length: ")
 	bw.Write(strconv.AppendInt(nb[:0], clen, 10))
 	bw.WriteString("\r\n")
@@ -507,6 +523,47 @@ func (w *fastWriter) writeHead(clen int64) {
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// relayRaw writes a backend's raw response (head lines as received, plus
+// X-Infadapter-Variant) as this request's answer; it returns an error
+// while reading the body. A body of unknown length (chunked, or until the
+// backend closes) is read whole first, to send it with a Content-Length;
+// if that fails the client gets a 502 instead.
+func (w *fastWriter) relayRaw(rr *h1.RawResponse, variant string) error {
+	w.wroteHeader, w.stream, w.status = true, true, rr.StatusCode
+	if rr.ContentLength < 0 {
+		buf := bytes.NewBuffer(w.buf[:0])
+		_, err := buf.ReadFrom(rr.Body)
+		w.buf = buf.Bytes()
+		if err != nil {
+			w.wroteHeader, w.stream, w.buf = false, false, w.buf[:0]
+			oip.WriteError(w, http.StatusBadGateway, fmt.Sprintf("%s: reading the response body: %v", variant, err))
+			return err
+		}
+		w.declared, w.written = int64(len(w.buf)), int64(len(w.buf))
+		w.writeRawHead(rr, variant)
+		_, _ = w.bw.Write(w.buf)
+		return nil
+	}
+	w.declared = rr.ContentLength
+	w.writeRawHead(rr, variant)
+	n, err := io.Copy(w.bw, rr.Body)
+	w.written = n
+	if err == nil && n != rr.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	return err // finish closes the connection when written != declared
+}
+
+func (w *fastWriter) writeRawHead(rr *h1.RawResponse, variant string) {
+	w.writeStatusLine()
+	w.bw.Write(rr.Header)
+	w.bw.WriteString(oip.VariantHeader)
+	w.bw.WriteString(": ")
+	w.bw.WriteString(variant)
+	w.bw.WriteString("\r\n")
+	w.endHead(w.declared, rr.HasDate)
 }
 
 // writeHeaderValue writes v with CR and LF replaced by spaces, as

@@ -58,6 +58,15 @@ func (p *Pool) get(ctx context.Context) (pc *pconn, reused bool, err error) {
 		return pc, true, nil
 	default:
 	}
+	done := ctx.Done()
+	var expired <-chan time.Time
+	if done == nil {
+		if dl, ok := ctx.Deadline(); ok { // a DeadlineContext
+			t := time.NewTimer(time.Until(dl))
+			defer t.Stop()
+			expired = t.C
+		}
+	}
 	select {
 	case pc := <-p.idle:
 		return pc, true, nil
@@ -68,10 +77,29 @@ func (p *Pool) get(ctx context.Context) (pc *pconn, reused bool, err error) {
 			return nil, false, err
 		}
 		return pc, false, nil
-	case <-ctx.Done():
+	case <-done:
 		return nil, false, fmt.Errorf("waiting for a connection to %s (%d open): %w", p.host, cap(p.slots), ctx.Err())
+	case <-expired:
+		return nil, false, fmt.Errorf("waiting for a connection to %s (%d open): %w", p.host, cap(p.slots), context.DeadlineExceeded)
 	}
 }
+
+// DeadlineContext returns a context with deadline dl that nothing cancels
+// (Done is nil, Err stays nil): for callers that have no client context to
+// follow, only a deadline. RoundTrip bounds the exchange by dl through the
+// socket deadline alone, without the timer of context.WithDeadline and the
+// AfterFunc registration a cancellable context needs — two allocations
+// and a timer per request on a proxy's hot path. Errors past dl wrap
+// context.DeadlineExceeded as with a real deadline. Other APIs (e.g.
+// http.Transport) would never time out with it: use it with Pool only.
+func DeadlineContext(dl time.Time) context.Context { return deadlineCtx{dl: dl} }
+
+type deadlineCtx struct{ dl time.Time }
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.dl, true }
+func (deadlineCtx) Done() <-chan struct{}         { return nil }
+func (deadlineCtx) Err() error                    { return nil }
+func (deadlineCtx) Value(any) any                 { return nil }
 
 // put returns a healthy connection for reuse.
 func (p *Pool) put(pc *pconn) {
@@ -139,6 +167,9 @@ type Request struct {
 	// dispatcher's fast server path filters them while parsing).
 	RawHeader []byte
 	Body      []byte // nil: no body (and no Content-Length unless POST/PUT)
+	// DropResponseHeaders names (lower case) response headers that
+	// RoundTripRaw leaves out of RawResponse.Header.
+	DropResponseHeaders []string
 }
 
 // RoundTrip sends one request and returns the response, whose body must be
@@ -158,42 +189,56 @@ func (p *Pool) RoundTrip(ctx context.Context, req Request) (*http.Response, erro
 }
 
 func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, req *Request) (*http.Response, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = pc.c.SetDeadline(dl)
-	}
-	// Cancellation (the client went away) unblocks reads and writes by
-	// moving the deadline into the past.
-	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
-	fail := func(err error, stale bool) (*http.Response, error) {
-		stop()
-		p.discard(pc)
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
-		}
-		// The socket deadline (set from ctx's) may fire a moment before
-		// ctx's own timer: report it as the context's deadline all the same.
-		var ne net.Error
-		if dl, ok := ctx.Deadline(); ok && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(dl) {
-			return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-		}
-		if stale && reused {
-			return nil, fmt.Errorf("%w: %v", ErrStale, err)
-		}
-		return nil, err
-	}
+	stop := p.arm(ctx, pc)
 	writeRequest(pc.bw, p.host, req)
 	if err := pc.bw.Flush(); err != nil {
-		return fail(err, true)
+		return p.fail(ctx, pc, stop, reused, err)
 	}
 	if _, err := pc.br.Peek(1); err != nil {
-		return fail(err, true)
+		return p.fail(ctx, pc, stop, reused, err)
 	}
 	resp, err := http.ReadResponse(pc.br, &http.Request{Method: req.Method})
 	if err != nil {
-		return fail(err, false)
+		return p.fail(ctx, pc, stop, false, err)
 	}
 	resp.Body = &pooledBody{rc: resp.Body, pc: pc, pool: p, stop: stop, reuse: !resp.Close}
 	return resp, nil
+}
+
+// arm bounds the exchange on pc by ctx: its deadline becomes the socket's,
+// and cancellation (the client went away) unblocks reads and writes by
+// moving the deadline into the past. The returned stop disarms it.
+func (p *Pool) arm(ctx context.Context, pc *pconn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.c.SetDeadline(dl)
+	}
+	if ctx.Done() == nil {
+		return notArmed // nothing can cancel it before the deadline
+	}
+	return context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
+}
+
+func notArmed() bool { return true }
+
+// fail discards pc after an error and classifies it: the context's error
+// if it ended, ErrStale when stale (a reused connection failed before any
+// response byte), else err.
+func (p *Pool) fail(ctx context.Context, pc *pconn, stop func() bool, stale bool, err error) (*http.Response, error) {
+	stop()
+	p.discard(pc)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	// The socket deadline (set from ctx's) may fire a moment before
+	// ctx's own timer: report it as the context's deadline all the same.
+	var ne net.Error
+	if dl, ok := ctx.Deadline(); ok && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(dl) {
+		return nil, fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	if stale {
+		return nil, fmt.Errorf("%w: %v", ErrStale, err)
+	}
+	return nil, err
 }
 
 // writeRequest writes an HTTP/1.1 request head and body. Header values come

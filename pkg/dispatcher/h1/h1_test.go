@@ -100,3 +100,30 @@ func TestConnectionRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadlineContext: a DeadlineContext bounds both the wait for a
+// connection and the exchange itself, and the errors say so.
+func TestDeadlineContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+	}))
+	defer srv.Close()
+	p := NewPool(srv.Listener.Addr().String(), &net.Dialer{}, 1)
+	defer p.Close()
+	t0 := time.Now()
+	_, _, err := roundTrip(t, p, DeadlineContext(time.Now().Add(50*time.Millisecond)), "/", "")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(t0) > 250*time.Millisecond {
+		t.Fatalf("slow answer: %v after %v, want DeadlineExceeded after ~50ms", err, time.Since(t0))
+	}
+	busy := make(chan error, 1)
+	go func() { _, _, err := roundTrip(t, p, context.Background(), "/", ""); busy <- err }()
+	time.Sleep(20 * time.Millisecond) // the only connection is now in use
+	t0 = time.Now()
+	_, _, err = roundTrip(t, p, DeadlineContext(time.Now().Add(50*time.Millisecond)), "/", "")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(t0) > 250*time.Millisecond {
+		t.Fatalf("waiting for a connection: %v after %v, want DeadlineExceeded after ~50ms", err, time.Since(t0))
+	}
+	if err := <-busy; err != nil {
+		t.Errorf("request holding the connection: %v", err)
+	}
+}

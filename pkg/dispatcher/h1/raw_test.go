@@ -1,0 +1,163 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// rawServer answers every request on a connection with the next of
+// answers (raw bytes), counting connections.
+func rawServer(t *testing.T, answers ...string) (addr string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = &atomic.Int64{}
+	var next atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					a := answers[int(next.Add(1)-1)%len(answers)]
+					if _, err := io.WriteString(c, a); err != nil {
+						return
+					}
+					la := strings.ToLower(a)
+					if strings.Contains(la, "connection: close") || !strings.Contains(la, "content-length") && !strings.Contains(la, "chunked") && !strings.HasPrefix(a, "HTTP/1.1 204") {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), conns
+}
+
+func TestRoundTripRaw(t *testing.T) {
+	tests := []struct {
+		name, answer string
+		code         int
+		header, body string
+		reuse        bool
+	}{
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDate: x\r\nX-Infadapter-Variant: spoof\r\n\r\n{}", 200, "Content-Type: application/json\r\nDate: x\r\n", "{}", true},
+		{"chunked with trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n", 200, "", "abcde", true},
+		{"until close", "HTTP/1.1 500 Internal Server Error\r\nX-A: 1\r\n\r\nboom", 500, "X-A: 1\r\n", "boom", false},
+		{"connection close", "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", 404, "", "x", false},
+		{"no content", "HTTP/1.1 204 No Content\r\nKeep-Alive: timeout=5\r\n\r\n", 204, "", "", true},
+		{"custom reason", "HTTP/1.1 299 Whatever Here\r\ncontent-length:  3 \r\n\r\nabc", 299, "", "abc", true},
+		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nz", 200, "", "z", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, conns := rawServer(t, tc.answer)
+			p := NewPool(addr, &net.Dialer{}, 2)
+			defer p.Close()
+			var resp RawResponse
+			for i := range 2 {
+				err := p.RoundTripRaw(context.Background(), Request{Method: "POST", PathQuery: "/x", Body: []byte("{}"),
+					DropResponseHeaders: []string{"x-infadapter-variant"}}, &resp)
+				if err != nil {
+					t.Fatalf("round %d: %v", i, err)
+				}
+				var body bytes.Buffer
+				_, err = body.ReadFrom(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != tc.code || string(resp.Header) != tc.header || body.String() != tc.body {
+					t.Fatalf("round %d: %d %q %q %v; want %d %q %q", i, resp.StatusCode, resp.Header, body.String(), err, tc.code, tc.header, tc.body)
+				}
+			}
+			if want := map[bool]int64{true: 1, false: 2}[tc.reuse]; conns.Load() != want {
+				t.Errorf("%d connections for 2 requests, want %d", conns.Load(), want)
+			}
+		})
+	}
+}
+
+func TestRoundTripRawMalformed(t *testing.T) {
+	for _, a := range []string{
+		"HTTP/1.1 20 OK\r\n\r\n",
+		"HTTP/2 200 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nBad Name: 1\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n folded\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n",
+	} {
+		addr, _ := rawServer(t, a)
+		p := NewPool(addr, &net.Dialer{}, 1)
+		var resp RawResponse
+		if err := p.RoundTripRaw(context.Background(), Request{Method: "GET", PathQuery: "/"}, &resp); err == nil {
+			resp.Body.Close()
+			t.Errorf("%q: accepted", a)
+		}
+		p.Close()
+	}
+}
+
+// FuzzReadRawHead: a head readRawHead accepts, net/http's client parser
+// accepts too, with the same status, length and (forwarded) header values.
+func FuzzReadRawHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Length: 2\r\n\r\n{}",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.0 404 Nope\r\nConnection: close\r\nX: 1\r\nx: 2\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+		"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var resp RawResponse
+		_, chunked, err := readRawHead(bufio.NewReader(bytes.NewReader(in)), &Request{Method: "POST"}, &resp)
+		if err != nil {
+			return
+		}
+		r, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(in)), &http.Request{Method: "POST"})
+		if err != nil {
+			t.Fatalf("raw accepted %q; net/http: %v", in, err)
+		}
+		if r.StatusCode != resp.StatusCode {
+			t.Fatalf("%q: status %d, net/http %d", in, resp.StatusCode, r.StatusCode)
+		}
+		if !chunked && resp.ContentLength >= 0 && r.ContentLength != resp.ContentLength {
+			t.Fatalf("%q: length %d, net/http %d", in, resp.ContentLength, r.ContentLength)
+		}
+		got, err := http.ReadResponse(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n"+string(resp.Header)+"\r\n")), nil)
+		if err != nil {
+			t.Fatalf("%q: forwarded header %q does not parse: %v", in, resp.Header, err)
+		}
+		for k, vs := range r.Header {
+			switch k {
+			case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Proxy-Authenticate":
+				continue
+			}
+			if fmt.Sprint(got.Header[k]) != fmt.Sprint(vs) {
+				t.Fatalf("%q: forwards %s %q, net/http read %q", in, k, got.Header[k], vs)
+			}
+		}
+	})
+}
