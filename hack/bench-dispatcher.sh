@@ -12,11 +12,16 @@
 #      The same rate is offered to all three. The loadgen costs more CPU per
 #      request than wrk and shares the machine's cores with the proxy, so
 #      "50% of wrk's saturation" can already overload a proxy on 2 cores.
+#   3. added P99 at 50% load measured by wrk, paced with its delay() hook
+#      (see below): the figure for the 0.3 ms target when the loadgen is
+#      itself the bottleneck at that rate.
 #
 # Needs Debian nginx (nginx-light is enough) and wrk (hack/apt-packages.txt).
 # Usage: hack/bench-dispatcher.sh [--json]
 #   env: DURATION=10 ROUNDS=3 CONNS=64 THREADS=2 LAT_RPS=<50% rate> LOW_RPS=<25% rate>
+#        PACE_CONNS=256 (connections of the wrk-paced latency run)
 #        DISPATCH_ENV="GOMAXPROCS=1" (extra env for the dispatcher process)
+#        DISPATCH_ARGS="--config f.yaml" (extra flags, e.g. a config with validateJSON: false)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -94,7 +99,7 @@ log "building infadapter..."
 "$NGINX" -p "$TMP/be" -c "$TMP/be/nginx.conf" -e "$TMP/be/error.log"
 "$NGINX" -p "$TMP/px" -c "$TMP/px/nginx.conf" -e "$TMP/px/error.log"
 env ${DISPATCH_ENV:-} "$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP_PORT" --admin-listen "" \
-  --backend "m=m@http://127.0.0.1:$BE_PORT" 2>"$TMP/dispatch.log" &
+  --backend "m=m@http://127.0.0.1:$BE_PORT" ${DISPATCH_ARGS:-} 2>"$TMP/dispatch.log" &
 PIDS+=($!)
 
 REQ='{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":['$(printf '0,%.0s' $(seq 783))'0]}]}'
@@ -142,7 +147,32 @@ for rate in "$RATE" "$LOW"; do
   done
 done
 
-python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
+# 3. Added P99 at 50% load, measured by wrk itself: the loadgen above
+#    needs more CPU per request than the proxies, so at ~50% of nginx's
+#    saturation it is itself the bottleneck on 2 cores. Debian has no wrk2
+#    (fixed-rate wrk), so wrk's delay() hook paces each of PACE_CONNS
+#    connections to one request per PACE_CONNS/RATE seconds (whole ms).
+#    Latency is from send to answer (a stalled server delays only that
+#    connection's next request), so this is closed-loop and optimistic
+#    under overload — but at 50% load each proxy keeps up, and the rate
+#    each one achieved is reported.
+PACE_CONNS=${PACE_CONNS:-256}
+PACE_MS=$(awk -v c="$PACE_CONNS" -v r="$RATE" 'BEGIN {d = int(c*1000/r + 0.5); print (d < 1 ? 1 : d)}')
+{ cat "$TMP/post.lua"; echo "function delay() return $PACE_MS end"; } > "$TMP/paced.lua"
+toms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'; }
+log "latency at ~$RATE req/s, wrk-paced: -c$PACE_CONNS, one request per connection every $PACE_MS ms, ${DURATION}s"
+for name in direct nginx dispatcher; do
+  out=$(wrk -t"$THREADS" -c"$PACE_CONNS" -d"${DURATION}s" --latency -s "$TMP/paced.lua" "${URLS[$name]}/v2/models/m/infer")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out" | toms)
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | toms)
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+  errs=$(awk '/Socket errors/ {print $0}' <<<"$out")
+  echo "$name $p50 $p99 $rps ${non2xx:-0}" >> "$TMP/paced.txt"
+  log "  $name: p50 $p50 ms  p99 $p99 ms  at $rps req/s${non2xx:+ (non-2xx: $non2xx)}${errs:+ ($errs)}"
+done
+
+PACED="$TMP/paced.txt" PACE_CONNS="$PACE_CONNS" PACE_MS="$PACE_MS" python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
   "${TPUT[direct]}" "${TPUT[nginx]}" "${TPUT[dispatcher]}" \
   "${P50[direct.$RATE]}" "${P50[nginx.$RATE]}" "${P50[dispatcher.$RATE]}" \
   "${P99[direct.$RATE]}" "${P99[nginx.$RATE]}" "${P99[dispatcher.$RATE]}" \
@@ -152,6 +182,10 @@ python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
   "${OKF[direct.$LOW]}" "${OKF[nginx.$LOW]}" "${OKF[dispatcher.$LOW]}" <<'PY'
 import json, sys, os, platform
 a = sys.argv[1:]
+paced = {}
+for line in open(os.environ["PACED"]):
+  n, p50, p99, rps, bad = line.split()
+  paced[n] = {"p50Ms": float(p50), "p99Ms": float(p99), "achievedRps": float(rps), "non2xx": int(bad)}
 js = a[0] == "1"
 dur, rounds, conns, rate, low = int(a[1]), int(a[2]), int(a[3]), int(a[4]), int(a[5])
 N = ["direct", "nginx", "dispatcher"]
@@ -170,7 +204,12 @@ res = {
   "throughputRps": t, "throughputRatioVsNginx": t["dispatcher"] / t["nginx"],
   "latencyAtHalfLoad": dict(rps=rate, **half), "latencyAtQuarterLoad": dict(rps=low, **lo),
 }
-res["targets"] = {"throughputRatio>=0.9": res["throughputRatioVsNginx"] >= 0.9, "addedP99AtHalfLoad<=0.3ms": half["addedP99Ms"]["dispatcher"] <= 0.3}
+res["latencyAtHalfLoadWrkPaced"] = {"paceConnections": int(os.environ["PACE_CONNS"]), "paceMs": int(os.environ["PACE_MS"]), **paced,
+  "addedP99Ms": {n: paced[n]["p99Ms"] - paced["direct"]["p99Ms"] for n in ("nginx", "dispatcher")}}
+wp = res["latencyAtHalfLoadWrkPaced"]
+res["targets"] = {"throughputRatio>=0.9": res["throughputRatioVsNginx"] >= 0.9,
+  "addedP99AtHalfLoad<=0.3ms (loadgen)": half["addedP99Ms"]["dispatcher"] <= 0.3,
+  "addedP99AtHalfLoad<=0.3ms (wrk-paced)": wp["addedP99Ms"]["dispatcher"] <= 0.3}
 if js:
   print(json.dumps(res, indent=2))
 else:
@@ -181,5 +220,9 @@ else:
     print(f"| P99 at {r} req/s ({name}), ms | {l['p99Ms']['direct']:.3f} | {l['p99Ms']['nginx']:.3f} | {l['p99Ms']['dispatcher']:.3f} |")
     print(f"| added P99 vs direct at {r} req/s, ms | - | {l['addedP99Ms']['nginx']:.3f} | {l['addedP99Ms']['dispatcher']:.3f} |")
     print(f"| answered at {r} req/s | {100*l['answeredFraction']['direct']:.1f}% | {100*l['answeredFraction']['nginx']:.1f}% | {100*l['answeredFraction']['dispatcher']:.1f}% |")
+  print(f"| wrk-paced (-c{wp['paceConnections']}, {wp['paceMs']} ms apart): achieved req/s | {wp['direct']['achievedRps']:.0f} | {wp['nginx']['achievedRps']:.0f} | {wp['dispatcher']['achievedRps']:.0f} |")
+  print(f"| wrk-paced P50 / P99, ms | {wp['direct']['p50Ms']:.3f} / {wp['direct']['p99Ms']:.3f} | {wp['nginx']['p50Ms']:.3f} / {wp['nginx']['p99Ms']:.3f} | {wp['dispatcher']['p50Ms']:.3f} / {wp['dispatcher']['p99Ms']:.3f} |")
+  print(f"| wrk-paced added P99 vs direct, ms | - | {wp['addedP99Ms']['nginx']:.3f} | {wp['addedP99Ms']['dispatcher']:.3f} |")
+  print(f"\ndispatcher added P99 at ~50% load, wrk-paced = {wp['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms)")
   print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 at 50% load = {half['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms); 1-min load average at the end: {load[0]:.1f} on {os.cpu_count()} CPUs")
 PY
