@@ -3,7 +3,9 @@ package modelserver
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,7 +77,7 @@ func FuzzFastV2(f *testing.F) {
 // must not consume the whole input as a number.
 func FuzzParseNumber(f *testing.F) {
 	for _, s := range []string{"0", "-0", "1", "0.5", "-1e-3", "2E+2", "3.4e38", "1e400", "1e-400", "0.1234567890123456789",
-		"123456789012345678901234567890", "9007199254740993", "1e22", "1e23", "01", "1.", ".5", "-", "1e", "4.9e-324", "0.035714287"} {
+		"123456789012345678901234567890", "9007199254740993", "12345678.12345678", "0.00000000001", "1.2345678e-7", "99999999.999999999", "1e22", "1e23", "01", "1.", ".5", "-", "1e", "4.9e-324", "0.035714287"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -110,6 +112,48 @@ func TestFastV2TakesCommonBodies(t *testing.T) {
 	for _, i := range []int{5, 9, 10, 11, 12, 13, 14, 15, 17, 18} {
 		if _, ok := fastV2([]byte(fastV2Seeds[i]), nil); ok {
 			t.Errorf("fast path accepted %.200s", fastV2Seeds[i])
+		}
+	}
+}
+
+// BenchmarkDecodeV2 is the JSON decode of one 784-value request (the
+// server's biggest non-ORT cost for small models).
+func BenchmarkDecodeV2(b *testing.B) {
+	body := []byte(v2Body([]int64{1, 1, 28, 28}, image(1)))
+	dst := make([]float32, 0, 784)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, ok := fastV2(body, dst[:0]); !ok {
+			b.Fatal("fast path refused")
+		}
+	}
+}
+
+// TestParseNumberAgreesWithStrconv runs parseNumber over numbers as clients
+// print them (float32 shortest, float64 shortest, fixed and exponent
+// forms) and compares bits with strconv.ParseFloat.
+func TestParseNumberAgreesWithStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200000; i++ {
+		x := math.Float64frombits(rng.Uint64())
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		if i%2 == 0 {
+			x = float64(float32(rng.Float64() * math.Pow(10, float64(rng.IntN(12)-6))))
+		}
+		for _, s := range []string{
+			strconv.FormatFloat(x, 'g', -1, 32), strconv.FormatFloat(x, 'g', -1, 64),
+			strconv.FormatFloat(x, 'f', rng.IntN(20), 64), strconv.FormatFloat(x, 'e', rng.IntN(20), 64),
+		} {
+			want, err := strconv.ParseFloat(s, 64)
+			if err != nil { // a finite value rounded up past MaxFloat64
+				continue
+			}
+			got, n, ok := parseNumber([]byte(s + ","))
+			if !ok || n != len(s) || math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("%q: parseNumber = %v, %d, %v; strconv %v", s, got, n, ok, want)
+			}
 		}
 	}
 }
