@@ -217,7 +217,8 @@ type fconn struct {
 	state atomic.Int32
 	br    *bufio.Reader
 	bw    *bufio.Writer
-	ip    string // client IP, for X-Forwarded-For
+	ip    string    // client IP, for X-Forwarded-For
+	rdl   time.Time // the read deadline set
 	head  reqHead
 	w     fastWriter
 	req   proxyReq
@@ -272,6 +273,21 @@ func (fc *fconn) serve() {
 
 var errHandOff = errors.New("hand off to net/http")
 
+// setReadDeadline moves the read deadline to dl unless it is already
+// within readDeadlineSlack after dl: between back-to-back requests the
+// idle deadline then moves once every readDeadlineSlack, not per request
+// (a runtime timer update each). A timeout may so fire up to that much
+// late, never early.
+func (fc *fconn) setReadDeadline(dl time.Time) {
+	if !fc.rdl.Before(dl) && fc.rdl.Sub(dl) < readDeadlineSlack {
+		return
+	}
+	fc.rdl = dl.Add(readDeadlineSlack / 2)
+	_ = fc.c.SetReadDeadline(fc.rdl)
+}
+
+const readDeadlineSlack = time.Second
+
 // readHead waits until the read buffer holds a complete request head and
 // returns its length. errHandOff: it does not fit the buffer.
 func (fc *fconn) readHead() (int, error) {
@@ -287,7 +303,7 @@ func (fc *fconn) readHead() (int, error) {
 		if len(buf) == 0 {
 			tmo = fc.s.idleTimeout
 		}
-		_ = fc.c.SetReadDeadline(time.Now().Add(tmo))
+		fc.setReadDeadline(time.Now().Add(tmo))
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
 			if len(buf) > 0 && !errors.Is(err, io.EOF) {
 				// Partial head then a timeout or error: as net/http would.
@@ -305,6 +321,7 @@ func (fc *fconn) handOff() bool {
 		return false
 	}
 	_ = fc.c.SetReadDeadline(time.Time{})
+	fc.rdl = time.Time{}
 	select {
 	case fc.s.hl.ch <- &handedConn{Conn: fc.c, r: fc.br}:
 		return true
@@ -355,7 +372,7 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 	// still be reading it after RoundTrip returns.
 	body := make([]byte, h.clen)
 	if int64(fc.br.Buffered()) < h.clen {
-		_ = fc.c.SetReadDeadline(time.Now().Add(fc.s.readTimeout))
+		fc.setReadDeadline(time.Now().Add(fc.s.readTimeout))
 	}
 	if _, err := io.ReadFull(fc.br, body); err != nil {
 		m.rejected.Inc()
@@ -385,7 +402,7 @@ func (fc *fconn) skipBody(h *reqHead) bool {
 		fc.w.close = true
 		return false
 	}
-	_ = fc.c.SetReadDeadline(time.Now().Add(fc.s.readTimeout))
+	fc.setReadDeadline(time.Now().Add(fc.s.readTimeout))
 	if _, err := fc.br.Discard(int(h.clen)); err != nil {
 		fc.w.close = true
 		return false
