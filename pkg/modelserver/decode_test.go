@@ -136,18 +136,18 @@ func TestParseNumberAgreesWithStrconv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 200000; i++ {
 		x := math.Float64frombits(rng.Uint64())
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			continue
-		}
 		if i%2 == 0 {
 			x = float64(float32(rng.Float64() * math.Pow(10, float64(rng.IntN(12)-6))))
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
 		}
 		for _, s := range []string{
 			strconv.FormatFloat(x, 'g', -1, 32), strconv.FormatFloat(x, 'g', -1, 64),
 			strconv.FormatFloat(x, 'f', rng.IntN(20), 64), strconv.FormatFloat(x, 'e', rng.IntN(20), 64),
 		} {
 			want, err := strconv.ParseFloat(s, 64)
-			if err != nil { // a finite value rounded up past MaxFloat64
+			if err != nil || math.IsInf(want, 0) { // formatted at 32 bits: "+Inf"
 				continue
 			}
 			got, n, ok := parseNumber([]byte(s + ","))
