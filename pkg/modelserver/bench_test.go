@@ -14,8 +14,10 @@ import (
 // BenchmarkThroughput compares, per committed model at one worker with one
 // ORT thread, the raw ONNX Runtime throughput (Infer in a loop) with the
 // model server's (OIP v2 over HTTP from 4 concurrent keep-alive clients,
-// JSON decoding included). hack/bench-modelserver.sh turns the two req/s
-// figures into the ratio reported in docs/benchmarks.md.
+// JSON decoding included), all in this one process: a quick in-process
+// check. The figures in docs/benchmarks.md come from
+// hack/bench-modelserver.sh instead, which gives the server its own CPU and
+// runs the load generator (wrk) and raw ORT in other processes.
 func BenchmarkThroughput(b *testing.B) {
 	needORT(b)
 	files, _ := filepath.Glob(filepath.Join(modelsDir(), "*.onnx"))
