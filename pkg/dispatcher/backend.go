@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
+	"github.com/infadapter/infadapter/pkg/oip"
 )
 
 // Backend is one instance of one variant of a logical model.
@@ -92,6 +93,8 @@ type backend struct {
 	drained chan struct{} // closed when removed and inFlight reaches 0
 
 	variantHdr []string                      // {spec.Variant}, the X-Infadapter-Variant value
+	inferPath  string                        // the backend's OIP v2 inference path
+	predictPth string                        // the backend's TF Serving predict path
 	requests   map[string]prometheus.Counter // by outcome
 	latency    prometheus.Observer
 	variantArr *secCounter
@@ -115,12 +118,24 @@ func newBackend(spec Backend, cfg Config) *backend {
 		ReadBufferSize:        32 << 10,
 	}
 	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{}),
-		variantHdr: []string{spec.Variant}}
+		variantHdr: []string{spec.Variant}, inferPath: oip.InferPath(spec.modelName()), predictPth: oip.PredictPath(spec.modelName())}
 	if u.Scheme == "http" && !useStdTransport {
 		b.pool = h1.NewPool(u.Host, dialer, cfg.MaxConnsPerBackend)
 	}
 	b.healthy.Store(true)
 	return b
+}
+
+// path is route rewritten to the backend's model name (precomputed for
+// the inference routes: Route.Path builds its string on every call).
+func (b *backend) path(route oip.Route) string {
+	switch route.Kind {
+	case oip.KindInfer:
+		return b.inferPath
+	case oip.KindTFPredict:
+		return b.predictPth
+	}
+	return route.WithModel(b.spec.modelName()).Path()
 }
 
 // usable reports whether the backend may get new requests at now.

@@ -643,7 +643,7 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func (d *Dispatcher) roundTrip(ctx context.Context, r *proxyReq, b *backend, route oip.Route, body []byte) (*http.Response, error) {
-	path := route.WithModel(b.spec.modelName()).Path()
+	path := b.path(route)
 	if r.rawQuery != "" {
 		path += "?" + r.rawQuery
 	}
@@ -706,7 +706,7 @@ var dropVariantHeader = []string{strings.ToLower(oip.VariantHeader)}
 // backend: the response head goes to the client as the lines the backend
 // sent (hop-by-hop ones dropped), without an http.Response in between.
 func (d *Dispatcher) relayRaw(ctx context.Context, w *fastWriter, r *proxyReq, b *backend, route oip.Route, body []byte) (status int, copyErr, err error) {
-	path := route.WithModel(b.spec.modelName()).Path()
+	path := b.path(route)
 	if r.rawQuery != "" {
 		path += "?" + r.rawQuery
 	}
