@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkProxy measures one proxied OIP v2 request end to end over
-// loopback (client → dispatcher → trivial backend), with parallel clients.
+// loopback (client → dispatcher → trivial backend), with parallel clients,
+// through the dispatcher's Server (-std-server: net/http's).
 // Compare with BenchmarkDirect (client → backend) for the added cost; the
 // nginx comparison is hack/bench-dispatcher.sh.
 func BenchmarkProxy(b *testing.B) {
@@ -24,8 +25,13 @@ func BenchmarkProxy(b *testing.B) {
 	if err := d.SetBackends("m", []Backend{{Variant: "m", URL: be.URL, Weight: 1}}); err != nil {
 		b.Fatal(err)
 	}
-	front := httptest.NewServer(d)
-	defer front.Close()
+	if *stdServer {
+		front := httptest.NewServer(d)
+		defer front.Close()
+		runClients(b, front.URL+oip.InferPath("m"))
+		return
+	}
+	front := startServer(b, d)
 	runClients(b, front.URL+oip.InferPath("m"))
 }
 
