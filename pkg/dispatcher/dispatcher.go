@@ -474,6 +474,9 @@ type proxyReq struct {
 	header    http.Header
 	rawHeader []byte
 	xff       string // X-Forwarded-For to send ("" = none)
+	// bodyEscaped is set when the body went to http.Transport, which may
+	// still read it after the exchange: its buffer must not be reused.
+	bodyEscaped bool
 }
 
 func (d *Dispatcher) serveServer(w http.ResponseWriter, r *http.Request, route oip.Route) {
@@ -562,6 +565,7 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 				prev := cancel
 				cancel = func() { prev(); c2() }
 			}
+			r.bodyEscaped = true
 			var resp *http.Response
 			if resp, err = d.roundTrip(actx, r, b, route, body); err == nil {
 				status, copyErr = d.relay(w, b, resp)

@@ -205,8 +205,8 @@ const (
 const (
 	fastReadBuf  = 8 << 10
 	fastWriteBuf = 8 << 10
-	// keepBodyBuf: a connection keeps its response buffer between
-	// requests up to this size (larger ones are left to the GC).
+	// keepBodyBuf: a connection keeps its request and response buffers
+	// between requests up to this size (larger ones are left to the GC).
 	keepBodyBuf = 64 << 10
 )
 
@@ -220,6 +220,7 @@ type fconn struct {
 	ip    string    // client IP, for X-Forwarded-For
 	rdl   time.Time // the read deadline set
 	head  reqHead
+	body  []byte // request body buffer, reused between requests
 	w     fastWriter
 	req   proxyReq
 }
@@ -368,9 +369,10 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 			return false, false
 		}
 	}
-	// A fresh buffer per request: an https backend's http.Transport may
-	// still be reading it after RoundTrip returns.
-	body := make([]byte, h.clen)
+	if int64(cap(fc.body)) < h.clen {
+		fc.body = make([]byte, h.clen)
+	}
+	body := fc.body[:h.clen]
 	if int64(fc.br.Buffered()) < h.clen {
 		fc.setReadDeadline(time.Now().Add(fc.s.readTimeout))
 	}
@@ -392,6 +394,10 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 		r.xff = string(h.xff) + ", " + fc.ip
 	}
 	d.forward(w, r, m, route, body)
+	if r.bodyEscaped || cap(fc.body) > keepBodyBuf {
+		// An https backend's http.Transport may still be reading it.
+		fc.body = nil
+	}
 	return !h.close && !w.close, false
 }
 
