@@ -18,15 +18,20 @@
 #           connections — a separate row: its "server / raw" compares with
 #           raw batch-1 ORT, so it is not the batch-1 overhead ratio.
 #
-# Each round runs every (model, kind) once, interleaved; ROUNDS rounds; the
-# median is reported. Server CPU is read from /proc/PID/stat around each run,
+# Each round runs every (model, kind) once, interleaved; ROUNDS rounds.
+# Ratios and overheads are taken per round against that round's raw run
+# (the machine is shared, so throughput drifts between rounds) and their
+# median is reported with the range; req/s and CPU columns are medians. Server CPU is read from /proc/PID/stat around each run,
 # so "server cores" shows whether the server had its CPU to itself and
 # "CPU µs/req" is its whole per-request cost. overhead = 1e6/server − 1e6/raw
 # (µs of server-CPU wall time per request beyond the inference itself).
+# "CPU-time ratio" = raw CPU per inference / server CPU per request: the
+# throughput ratio the server would reach with its CPU wholly its own (it
+# does not depend on how much of the CPU other processes took).
 #
 #   flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 #   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary batched"
-#        ROUNDS=3 DURATION=5 CONNS=4 INTRA=1 SERVER_CPU=0 CLIENT_CPU=1
+#        ROUNDS=5 DURATION=3 CONNS=8 INTRA=1 SERVER_CPU=0 CLIENT_CPU=1
 #        BATCH_MAX=8 BATCH_DELAY=0 BATCH_CONNS=16
 #
 # Needs the ONNX Runtime library (make onnxruntime), wrk and taskset
@@ -35,9 +40,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${MODELS:-linear cnn-s cnn-m cnn-m-tta2}
 KINDS=${KINDS:-raw json binary batched}
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-5}
-CONNS=${CONNS:-4}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-3}
+CONNS=${CONNS:-8}
 INTRA=${INTRA:-1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -151,32 +156,37 @@ for round in $(seq "$ROUNDS"); do
         ;;
       esac
       echo "round $round $model $kind: req/s cores cpu_us/req = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-      echo "$model $kind $line" >>"$RES"
+      echo "$model $kind $round $line" >>"$RES"
     done
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 awk -v models="$MODELS" -v kinds="$KINDS" '
-{ n = ++cnt[$1, $2]; rps[$1, $2, n] = $3; cores[$1, $2, n] = $4; cpu[$1, $2, n] = $5 }
-function median(arr, m, k,   n, i, j, a, t) {
-	n = cnt[m, k]
-	for (i = 1; i <= n; i++) a[i] = arr[m, k, i]
+{ key = $1 SUBSEP $2; n = ++cnt[key]; rnd[key, n] = $3; rps[key, n] = $4; cores[key, n] = $5; cpu[key, n] = $6
+  if ($2 == "raw") { rawr[$1, $3] = $4; rawc[$1, $3] = $6 } }
+function median(a, n,   i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+function med(arr, key,   i, n, a) { n = cnt[key]; for (i = 1; i <= n; i++) a[i] = arr[key, i]; return median(a, n) }
 END {
-	print "| model | kind | req/s | server / raw | overhead µs/req | server cores | server CPU µs/req |"
-	print "|---|---|---:|---:|---:|---:|---:|"
+	print "| model | kind | req/s | server / raw (min–max) | overhead µs/req | server cores | server CPU µs/req | CPU-time ratio |"
+	print "|---|---|---:|---:|---:|---:|---:|---:|"
 	nm = split(models, M, " "); nk = split(kinds, K, " ")
-	for (i = 1; i <= nm; i++) {
-		m = M[i]; r = cnt[m, "raw"] ? median(rps, m, "raw") : 0
-		for (j = 1; j <= nk; j++) {
-			k = K[j]; if (!cnt[m, k]) continue
-			v = median(rps, m, k)
-			ratio = (r > 0) ? sprintf("%.2f", v / r) : "–"
-			ov = (r > 0 && k != "raw") ? sprintf("%.1f", 1e6 / v - 1e6 / r) : "–"
-			printf "| %s | %s | %.0f | %s | %s | %.2f | %.1f |\n", m, k, v, (k == "raw") ? "1" : ratio, ov, median(cores, m, k), median(cpu, m, k)
+	for (i = 1; i <= nm; i++) for (j = 1; j <= nk; j++) {
+		m = M[i]; k = K[j]; key = m SUBSEP k; n = cnt[key]; if (!n) continue
+		ratio = "1"; ov = "–"; cr = "1"
+		if (k != "raw") {
+			# per round against the raw run of the same round, then the median
+			nr = 0; lo = 1e9; hi = 0
+			for (r = 1; r <= n; r++) {
+				raw = rawr[m, rnd[key, r]]; if (raw <= 0) continue
+				nr++; q[nr] = rps[key, r] / raw; o[nr] = 1e6 / rps[key, r] - 1e6 / raw; c[nr] = rawc[m, rnd[key, r]] / cpu[key, r]
+				if (q[nr] < lo) lo = q[nr]; if (q[nr] > hi) hi = q[nr]
+			}
+			if (nr) { ratio = sprintf("%.2f (%.2f–%.2f)", median(q, nr), lo, hi); ov = sprintf("%.0f", median(o, nr)); cr = sprintf("%.2f", median(c, nr)) } else ratio = cr = "–"
 		}
+		printf "| %s | %s | %.0f | %s | %s | %.2f | %.1f | %s |\n", m, k, med(rps, key), ratio, ov, med(cores, key), med(cpu, key), cr
 	}
 }' "$RES"
