@@ -20,7 +20,8 @@ func init() {
 		Use:   "serve-model --model FILE",
 		Short: "Serve one ONNX model over OIP v2 and TF Serving REST on ONNX Runtime",
 		Long: `serve-model loads an ONNX model (one float32 input, one float32 output,
-dynamic or unit batch) into ONNX Runtime and serves it at batch 1:
+dynamic or unit batch) into ONNX Runtime and serves it, at batch 1 unless
+--dynamic-batch is given:
 
   POST /v2/models/{name}/infer        Open Inference Protocol v2 (KServe v2)
   POST /v1/models/{name}:predict      TensorFlow Serving REST
@@ -30,10 +31,20 @@ dynamic or unit batch) into ONNX Runtime and serves it at batch 1:
 --threads is the number of cores the server may use: that many workers run
 requests in parallel, each session with --intra-op-threads threads (1 by
 default; batch-1 requests of small models gain nothing from more). ORT thread
-spinning is off. --dynamic-batch N (off by default) queues single requests
-and runs up to N of them as one ONNX Runtime run, which raises throughput
-under load (the committed profiles were measured at batch 1, so leave it off
-where the adaptation loop plans capacity from them). The server is live at once and ready after --warmup
+spinning is off.
+
+OIP v2 requests may be plain JSON or use the binary tensor data extension
+(header Inference-Header-Content-Length: the JSON part's length; the FP32
+input as raw little-endian bytes after it, parameters.binary_data_size on
+the input; "binary_data_output": true for binary outputs), which saves the
+server the parsing of the numbers.
+
+--dynamic-batch N (off by default) queues single requests and runs up to N
+of them as one ONNX Runtime run, which raises throughput under load for the
+larger models; the committed profiles were measured at batch 1, so leave it
+off where the adaptation loop plans capacity from them.
+
+The server is live at once and ready after --warmup
 inferences on every worker. With --port 0 the chosen address is printed on
 stdout.
 

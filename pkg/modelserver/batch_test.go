@@ -1,6 +1,7 @@
 package modelserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -8,10 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,4 +251,78 @@ func newHTTPServer(t testing.TB, h http.Handler) string {
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// TestServeProcessWithDynamicBatching runs a serve-model process (Main)
+// with --dynamic-batch and checks concurrent answers and a clean SIGTERM.
+func TestServeProcessWithDynamicBatching(t *testing.T) {
+	needORT(t)
+	cmd := exec.Command(os.Args[0], "serve-model", "--model", filepath.Join(modelsDir(), "cnn-s.onnx"), "--name", "cnn-s",
+		"--port", "0", "--threads", "1", "--warmup", "2", "--dynamic-batch", "4", "--dynamic-batch-delay-us", "500")
+	cmd.Env = append(os.Environ(), envBenchRole+"=serve")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, ListeningPrefix) {
+		t.Fatalf("first stdout line %q (%v); stderr: %s", line, err, stderr.String())
+	}
+	base := strings.TrimSpace(strings.TrimPrefix(line, ListeningPrefix))
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/v2/health/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i == 200 {
+			t.Fatalf("not ready after 10 s; stderr: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := loadModel(t, "cnn-s", 1)
+	const clients = 8
+	bodies := make([]string, clients)
+	codes := make([]int, clients)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(base+"/v2/models/cnn-s/infer", "application/json", strings.NewReader(v2Body([]int64{1, 784}, distinctImage(200+c))))
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			codes[c], bodies[c] = resp.StatusCode, string(b)
+		}()
+	}
+	wg.Wait()
+	for c := range clients {
+		r, err := oip.DecodeInferResponse([]byte(bodies[c]))
+		if codes[c] != 200 || err != nil {
+			t.Fatalf("client %d: %d %v %s", c, codes[c], err, bodies[c])
+		}
+		got, _ := r.Outputs[0].Float32s()
+		want, err := m.Infer(context.Background(), distinctImage(200+c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameLogits(t, fmt.Sprintf("client %d", c), got, want)
+	}
+	_, metrics := do(t, "GET", base+"/metrics", "")
+	if !strings.Contains(metrics, "infadapter_modelserver_batch_size_count") {
+		t.Errorf("no batch-size histogram: batching not on in the process")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, stderr.String())
+	}
 }

@@ -16,6 +16,19 @@
 // workers scale 1.95×, two intra-op threads only help the largest model),
 // so "n cores" is spent on request parallelism. IntraOpThreads overrides it.
 //
+// Wire formats: OIP v2 JSON (decoded in one pass straight into float32s
+// by fastV2, with pkg/oip as the fallback and the reference it is fuzzed
+// against), the OIP v2 binary tensor data extension (Triton's
+// binary_tensor_data: Inference-Header-Content-Length, raw little-endian
+// FP32 after the JSON header, in requests and, on request, responses) and
+// TF Serving JSON.
+//
+// Batching: a request runs at batch 1 on the HTTP goroutine's own call into
+// ORT (no hand-off). Optionally (ServeConfig.DynamicBatch, off by default
+// because the committed profiles are batch-1 measurements) a Batcher
+// queues single requests and runs up to N of them as one ORT run on a
+// dynamic-batch session.
+//
 // The server is live as soon as it listens and ready only after warm-up
 // inferences have run on every worker, so a readiness-gated caller never
 // sees the first, slow runs.

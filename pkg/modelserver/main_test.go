@@ -13,7 +13,8 @@ import (
 
 // envBenchRole makes the test binary a helper of hack/bench-modelserver.sh
 // instead of running tests: "raw" measures raw ONNX Runtime throughput,
-// "bodies" writes the request bodies the load generator sends.
+// "bodies" writes the request bodies the load generator sends; "serve"
+// runs Main (a serve-model process).
 const envBenchRole = "INFADAPTER_MODELSERVER_BENCH"
 
 func TestMain(m *testing.M) {
@@ -24,8 +25,10 @@ func TestMain(m *testing.M) {
 		os.Exit(rawMain(os.Args[1:]))
 	case "bodies":
 		os.Exit(bodiesMain(os.Args[1:]))
+	case "serve":
+		os.Exit(Main(os.Args[1:]))
 	default:
-		fmt.Fprintf(os.Stderr, "%s=%q: want raw or bodies\n", envBenchRole, os.Getenv(envBenchRole))
+		fmt.Fprintf(os.Stderr, "%s=%q: want raw, bodies or serve\n", envBenchRole, os.Getenv(envBenchRole))
 		os.Exit(2)
 	}
 }

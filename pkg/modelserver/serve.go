@@ -78,6 +78,9 @@ func (c ServeConfig) Validate() error {
 	if c.WarmUp < 0 {
 		errs = append(errs, fmt.Errorf("warmup = %d: must be ≥ 0", c.WarmUp))
 	}
+	if c.DynamicBatch > maxDynamicBatch {
+		errs = append(errs, fmt.Errorf("dynamic batch = %d: must be ≤ %d", c.DynamicBatch, maxDynamicBatch))
+	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port = %d: must be in [0, 65535]", c.Port))
 	}
@@ -86,6 +89,10 @@ func (c ServeConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxDynamicBatch bounds --dynamic-batch: each worker holds input and
+// output buffers of that many examples.
+const maxDynamicBatch = 1024
 
 // ErrConfig wraps Serve's configuration errors (the caller's input).
 var ErrConfig = errors.New("invalid serve-model configuration")

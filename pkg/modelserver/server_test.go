@@ -225,10 +225,10 @@ func TestLocateLibraryMessage(t *testing.T) {
 }
 
 func TestServeConfigValidate(t *testing.T) {
-	c := ServeConfig{Model: "/nonexistent.onnx", Threads: 0, WarmUp: -1, Port: 70000, Name: "a/b"}
+	c := ServeConfig{Model: "/nonexistent.onnx", Threads: 0, WarmUp: -1, Port: 70000, Name: "a/b", DynamicBatch: 5000, DynamicBatchDelay: -1}
 	c.Defaults()
 	err := c.Validate()
-	for _, w := range []string{"model", "threads = 0", "warmup = -1", "port = 70000", "name \"a/b\""} {
+	for _, w := range []string{"model", "threads = 0", "warmup = -1", "port = 70000", "name \"a/b\"", "dynamic batch = 5000", "delay = -1ns"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate() = %v; want it to mention %q", err, w)
 		}
