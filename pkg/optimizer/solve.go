@@ -66,7 +66,14 @@ import (
 //     pass (the 64 best states per layer) first finds good incumbents.
 //     Bounds only remove states whose every completion is strictly worse
 //     than a real allocation, so exactness is kept.
-//  5. Services. Each service's pass gives the best (served, objective) for
+//  5. Reduced-cost fixing (reduced.go). On larger single-service problems
+//     a Lagrangian bound that keeps the load cost exact, and a second one
+//     that adapts the load price per state, drop every option and state
+//     that cannot reach a floor; a pass that finds an allocation at or
+//     above its floor is certified optimal, and the floor falls to the
+//     best known allocation at worst. Again only states whose every
+//     completion is worse than a real allocation are removed.
+//  6. Services. Each service's pass gives the best (served, objective) for
 //     every core count k ≤ B; lexicographic pairs add, so a max-plus knapsack
 //     over these tables (only at the core counts where a table improves) is
 //     exact for the joint problem, maximising the sum of objectives.
@@ -126,6 +133,7 @@ type state struct {
 	parent int32   // index into the previous layer
 	opt    int32   // index into the layer's options, −1 = off
 	lvl    int32   // index of lc among the service's distinct load times
+	g      float64 // Σ ρ_j over the variants so far (reduced.go; 0 when unused)
 }
 
 type run struct {
@@ -163,6 +171,7 @@ type svc struct {
 	lag     [][]lagPair // per layer: Lagrangian multipliers for the bound (nil = off)
 	levels  []float64   // 0 and the distinct load times, ascending
 	ltLvl   []int32     // per ordered variant: index of its load time in levels
+	rd      *reduced    // reduced-cost fixing for the current DP pass (nil = off)
 }
 
 type solver struct {
@@ -302,21 +311,39 @@ func (s *solver) prepare(sv *Service) *svc {
 // beam = 0 is exact.
 func (s *solver) dp(sv *svc, beam int) run {
 	n := len(sv.order)
-	r := run{layers: make([][]state, n+1), opts: make([][]option, n)}
-	// Options per variant: the Pareto set, plus the current configuration
-	// when the Pareto set lacks it (it may be worth keeping for having no
-	// load cost). extra[i] is the index of the current configuration among
-	// the options, or −1.
-	extra := make([]int, n)
-	for i := 0; i < n; i++ {
-		r.opts[i] = sv.full[i]
-		extra[i] = -1
-		if c := sv.cur[i]; c.cores > 0 {
-			extra[i] = slices.Index(sv.full[i], c)
-			if extra[i] < 0 {
-				r.opts[i] = append(slices.Clip(sv.full[i]), c)
-				extra[i] = len(r.opts[i]) - 1
+	r := run{layers: make([][]state, n+1)}
+	// Options per variant (see dpOptionsExtra); extra[i] is the index of the
+	// current configuration among them, or −1.
+	var extra []int
+	r.opts, extra = s.dpOptionsExtra(sv)
+	nPar := make([]int, n) // how many of r.opts[i] come from the Pareto set
+	for i := range n {
+		nPar[i] = len(sv.full[i])
+	}
+	// Reduced-cost fixing (reduced.go): drop the options whose bound alone
+	// is below the floor; gaps[i] holds the kept options' ρ values.
+	rd := sv.rd
+	var gaps [][]float64
+	if rd != nil {
+		gaps = make([][]float64, n)
+		for i := range n {
+			var kept []option
+			var kg []float64
+			np, ex := 0, -1
+			for oi, o := range r.opts[i] {
+				if rd.UM-rd.optLoss(sv, i, oi, o) < rd.floor {
+					continue
+				}
+				if oi < nPar[i] {
+					np++
+				}
+				if oi == extra[i] {
+					ex = len(kept)
+				}
+				kept = append(kept, o)
+				kg = append(kg, rd.rho[i][oi])
 			}
+			r.opts[i], gaps[i], nPar[i], extra[i] = kept, kg, np, ex
 		}
 	}
 	// For the bound: per suffix of variants, the best capacity per core and
@@ -370,7 +397,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 	}
 	for i := 0; i < n; i++ {
 		opts := r.opts[i]
-		nPareto := len(sv.full[i])
+		nPareto := nPar[i]
 		accLam := sv.accLam[i]
 		lt := sv.lt[i]
 		ltLvl := sv.ltLvl[i]
@@ -396,6 +423,24 @@ func (s *solver) dp(sv *svc, beam int) run {
 		// can beat the incumbent at its core count.
 		push := func(c state) {
 			ub := c.v - sv.betaLT*c.lc
+			rdBound := math.Inf(1)
+			if rd != nil {
+				thr := math.Inf(-1) // the beam pass ranks, it does not prune
+				if beam == 0 {
+					thr = rd.floor
+					if inc[s.B].L == sv.lam {
+						thr = max(thr, inc[s.B].obj-1e-9)
+					}
+				}
+				bound := rd.base + c.g + rd.M[i+1][c.lvl]
+				if bound < thr {
+					return
+				}
+				if bound = min(bound, rd.stateBound(sv, i+1, &c, s.B, thr)); bound < thr {
+					return
+				}
+				rdBound = bound
+			}
 			reach := c.L
 			if !last {
 				// One service: only the answer at the full budget matters,
@@ -429,11 +474,14 @@ func (s *solver) dp(sv *svc, beam int) run {
 				}
 			}
 			cands = append(cands, c)
+			if rd != nil {
+				ub = min(ub, rdBound)
+			}
 			ubs = append(ubs, float64(reach)*1e6+ub) // beam rank: reach, then bound
 		}
 		for pi := range prev {
 			ps := &prev[pi]
-			push(state{v: ps.v, lc: ps.lc, L: ps.L, k: ps.k, parent: int32(pi), opt: -1, lvl: ps.lvl})
+			push(state{v: ps.v, lc: ps.lc, L: ps.L, k: ps.k, parent: int32(pi), opt: -1, lvl: ps.lvl, g: ps.g})
 			room := sv.lam - ps.L
 			if room <= 0 {
 				continue
@@ -457,7 +505,11 @@ func (s *solver) dp(sv *svc, beam int) run {
 						inc[k] = entry{L: sv.lam, obj: obj}
 					}
 				}
-				push(state{v: v, lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi), lvl: lvl})
+				g := ps.g
+				if rd != nil {
+					g += gaps[i][oi]
+				}
+				push(state{v: v, lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi), lvl: lvl, g: g})
 				return o.cap < room
 			}
 			// Pareto options ascend in cores and capacity: once one covers
@@ -565,6 +617,9 @@ func (s *solver) solveService(sv *svc) {
 	nopts := 0
 	for _, o := range sv.full {
 		nopts += len(o)
+	}
+	if len(s.p.Services) == 1 && (nopts > 200 || forceReduced) && !noReduced && s.solveReduced(sv, record) {
+		return
 	}
 	if nopts > 200 || forceLagrange {
 		sv.runs = append(sv.runs, s.dp(sv, 64))
@@ -827,6 +882,10 @@ func (s *solver) order(cands []state, lam int64) []int32 {
 // forceLagrange turns the Lagrangian bound on for small problems too, so
 // that the brute-force tests cover it.
 var forceLagrange = false
+
+// forceReduced turns reduced-cost fixing on for small problems too, for the
+// same reason; noReduced turns it off (the differential test).
+var forceReduced, noReduced = false, false
 
 // lagPair is one pair of Lagrange multipliers for a layer's bound: serving
 // rr more RPS with at most K more cores is worth at most

@@ -207,3 +207,63 @@ func TestBruteForceLagrange(t *testing.T) {
 		}
 	}
 }
+
+// TestBruteForceReduced repeats the brute-force check with reduced-cost
+// fixing forced on (it only runs on larger single-service problems).
+func TestBruteForceReduced(t *testing.T) {
+	forceReduced = true
+	defer func() { forceReduced = false }()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for it := 0; it < 3000; it++ {
+		p := randomProblem(rng)
+		sol, err := Solve(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := BruteForce(p)
+		if sol.Feasible != want.Feasible || math.Abs(sol.Objective-want.Objective) > 1e-9 {
+			t.Fatalf("instance %d %+v: solve %v/%v, brute %v/%v", it, p, sol.Feasible, sol.Objective, want.Feasible, want.Objective)
+		}
+	}
+}
+
+// TestReducedMatchesPlainDP compares the reduced-cost search with the plain
+// DP on instances too large for brute force: replicas, load costs, several
+// current configurations, up to 14 variants × 160 cores.
+func TestReducedMatchesPlainDP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	n := 150
+	if testing.Short() {
+		n = 10
+	}
+	for it := 0; it < n; it++ {
+		nv := 4 + rng.IntN(11)
+		B := 40 + rng.IntN(121)
+		vs := synthVariants(rng, nv, 16)
+		for i := range vs {
+			if rng.IntN(4) == 0 {
+				vs[i].Current, vs[i].CurrentReplicas = 2+rng.IntN(8), 1+rng.IntN(3)
+			}
+		}
+		p := Problem{Budget: B, MinCores: 1 + rng.IntN(2), MaxCoresPerReplica: 16, MaxReplicas: 1 + rng.IntN(12),
+			Services: []Service{{Load: loadFor(vs, B, 0.2+0.6*rng.Float64()), Alpha: 0.2 * rng.Float64(), Beta: 0.02 * rng.Float64(), Variants: vs}}}
+		forceReduced = true
+		got, err := Solve(p)
+		forceReduced = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		noReduced = true
+		want, err := Solve(p)
+		noReduced = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Feasible != want.Feasible || math.Abs(got.Objective-want.Objective) > 1e-9 {
+			t.Fatalf("instance %d (%d variants, %d cores): reduced %v/%.9f, plain DP %v/%.9f", it, nv, B, got.Feasible, got.Objective, want.Feasible, want.Objective)
+		}
+		if ev := Evaluate(p, got.Allocations); math.Abs(ev.Objective-got.Objective) > 1e-9 || ev.Cores > B {
+			t.Fatalf("instance %d: allocation re-evaluates to %+v, solution says %v", it, ev, got.Objective)
+		}
+	}
+}
