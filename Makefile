@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 export CGO_ENABLED ?= 1
 
-.PHONY: all build run deps-local deps-test test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher bench-milp
+.PHONY: all build run deps-local deps-test test unit e2e testbin bench lint fmt vet staticcheck clean onnxruntime bench-dispatcher bench-milp bench-modelserver
 
 all: build
 
@@ -56,6 +56,10 @@ bench-milp:
 # dispatcher vs nginx reverse proxy (needs nginx + wrk; docs/benchmarks.md).
 bench-dispatcher:
 	hack/bench-dispatcher.sh
+
+# model server vs raw ONNX Runtime, pinned CPUs (needs make onnxruntime, wrk; docs/benchmarks.md).
+bench-modelserver:
+	flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 
 lint: fmt vet staticcheck
 
