@@ -112,6 +112,7 @@ type workspace struct {
 	tmp     []int32
 	cnt     []int32
 	fenwick []float64
+	psiBuf  []float32 // reduced.corePsi's table
 }
 
 var workspaces = sync.Pool{New: func() any { return new(workspace) }}
