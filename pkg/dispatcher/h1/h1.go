@@ -175,7 +175,11 @@ type Request struct {
 }
 
 // RoundTrip sends one request and returns the response, whose body must be
-// closed. ctx bounds the whole exchange including reading the body.
+// closed. ctx bounds the whole exchange including reading the body. A
+// reused connection that turns out stale (ErrStale) is discarded and the
+// request resent on the next one, fresh once the idle ones are used up: a
+// backend that dropped its idle connections (nginx closes up to 32 at a
+// time when it runs short) can leave many stale ones in the pool.
 func (p *Pool) RoundTrip(ctx context.Context, req Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx)
@@ -183,7 +187,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req Request) (*http.Response, erro
 			return nil, err
 		}
 		resp, err := p.exchange(ctx, pc, reused, &req)
-		if errors.Is(err, ErrStale) && attempt == 0 {
+		if errors.Is(err, ErrStale) && attempt <= cap(p.slots) {
 			continue
 		}
 		return resp, err

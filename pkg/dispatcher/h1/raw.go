@@ -43,7 +43,8 @@ const (
 )
 
 // RoundTripRaw sends req and reads the response head into resp (whose
-// buffers it reuses); resp.Body must be closed. Errors are as RoundTrip's.
+// buffers it reuses); resp.Body must be closed. Errors and retries on
+// stale connections are as RoundTrip's.
 func (p *Pool) RoundTripRaw(ctx context.Context, req Request, resp *RawResponse) error {
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := p.get(ctx)
@@ -51,7 +52,7 @@ func (p *Pool) RoundTripRaw(ctx context.Context, req Request, resp *RawResponse)
 			return err
 		}
 		err = p.exchangeRaw(ctx, pc, reused, &req, resp)
-		if errors.Is(err, ErrStale) && attempt == 0 {
+		if errors.Is(err, ErrStale) && attempt <= cap(p.slots) {
 			continue
 		}
 		return err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // rawServer answers every request on a connection with the next of
@@ -160,4 +161,77 @@ func FuzzReadRawHead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestManyStaleConnections: every idle connection of the pool was closed
+// by the server; the next request still succeeds (on a fresh one).
+func TestManyStaleConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu = make(chan struct{}, 1)
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu <- struct{}{}
+			conns = append(conns, c)
+			<-mu
+			go func() {
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	const n = 6
+	p := NewPool(ln.Addr().String(), &net.Dialer{}, n)
+	defer p.Close()
+	// n concurrent requests open n connections, all idle afterwards.
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			<-start
+			var resp RawResponse
+			err := p.RoundTripRaw(context.Background(), Request{Method: "GET", PathQuery: "/"}, &resp)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu <- struct{}{}
+	opened := len(conns)
+	for _, c := range conns {
+		c.Close()
+	}
+	<-mu
+	if opened < 2 {
+		t.Skipf("only %d connections opened; nothing to test", opened)
+	}
+	time.Sleep(20 * time.Millisecond)
+	var resp RawResponse
+	if err := p.RoundTripRaw(context.Background(), Request{Method: "GET", PathQuery: "/"}, &resp); err != nil {
+		t.Fatalf("after the server closed %d idle connections: %v", opened, err)
+	}
+	resp.Body.Close()
 }
