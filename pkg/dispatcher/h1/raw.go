@@ -111,7 +111,7 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 		}
 		return line, nil
 	}
-	for {
+	{ // the status line (a 1xx answer is returned like any other, as http.ReadResponse does)
 		line, err := readLine()
 		if err != nil {
 			return false, false, err
@@ -137,7 +137,6 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 		if len(line) > 13 {
 			resp.Status = append(resp.Status, line[13:]...)
 		}
-		break
 	}
 	var clSeen bool
 	for n := 0; ; n++ {
