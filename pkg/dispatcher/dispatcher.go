@@ -444,8 +444,18 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body, err = readBody(r, d.cfg.MaxBodyBytes)
-		if err == nil && d.cfg.ValidateJSON && !jsonValid(body) {
-			err = &oip.RequestError{Status: http.StatusBadRequest, Msg: "request body is not well-formed JSON"}
+		if err == nil && d.cfg.ValidateJSON {
+			binLen := int64(-1)
+			if v := r.Header.Values(binaryHeader); len(v) > 0 {
+				if binLen = parseContentLength([]byte(v[0])); len(v) > 1 || binLen < 0 {
+					err = &oip.RequestError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s %q: want one non-negative integer", binaryHeader, strings.Join(v, ", "))}
+				}
+			}
+			if err == nil {
+				if verr := validateInferBody(body, binLen); verr != nil {
+					err = &oip.RequestError{Status: http.StatusBadRequest, Msg: verr.Error()}
+				}
+			}
 		}
 		if err != nil {
 			m.rejected.Inc()

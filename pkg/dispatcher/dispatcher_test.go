@@ -803,3 +803,72 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("series of removed variant a remain: %s", buf.String())
 	}
 }
+
+// TestBinaryTensorExtension sends OIP v2 binary-extension requests (a JSON
+// header of Inference-Header-Content-Length bytes, then raw FP32 data)
+// through the dispatcher with JSON validation on: valid ones reach the
+// backend byte for byte with the header; a header that does not fit the
+// body, a malformed JSON part or a malformed header value get 400.
+func TestBinaryTensorExtension(t *testing.T) {
+	var mu sync.Mutex
+	var gotHeader string
+	var gotBody []byte
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == oip.ServerReadyPath {
+			oip.WriteJSON(w, 200, oip.ReadyResponse{Ready: true})
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		gotHeader, gotBody = r.Header.Get("Inference-Header-Content-Length"), b
+		mu.Unlock()
+		oip.WriteJSON(w, 200, oip.InferResponse{ModelName: "m", Outputs: []oip.Tensor{oip.NewFP32("y", []int64{1, 1}, []float32{1})}})
+	}))
+	t.Cleanup(be.Close)
+	d, srv := newTestDispatcher(t, noHealth())
+	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: be.URL, Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	head := []byte(`{"inputs":[{"name":"x","shape":[1,784],"datatype":"FP32","parameters":{"binary_data_size":3136}}]}`)
+	raw := make([]byte, 3136)
+	for i := range raw {
+		raw[i] = byte(i*7 + 3) // not JSON, and not valid UTF-8 in places
+	}
+	body := append(append([]byte{}, head...), raw...)
+	send := func(hdr string, b []byte) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+oip.InferPath("m"), bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		if hdr != "" {
+			req.Header.Set("Inference-Header-Content-Length", hdr)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(msg)
+	}
+	if code, msg := send(fmt.Sprint(len(head)), body); code != 200 {
+		t.Fatalf("valid binary request: status %d: %s", code, msg)
+	}
+	mu.Lock()
+	if gotHeader != fmt.Sprint(len(head)) || !bytes.Equal(gotBody, body) {
+		t.Errorf("backend got header %q and %d bytes (equal %v), want %d and the %d bytes sent", gotHeader, len(gotBody), bytes.Equal(gotBody, body), len(head), len(body))
+	}
+	mu.Unlock()
+	for _, tc := range []struct {
+		name, hdr string
+		body      []byte
+		want      string
+	}{
+		{"header past the body", fmt.Sprint(len(body) + 1), body, "more than the body"},
+		{"JSON part malformed", fmt.Sprint(len(head) - 1), body, "not well-formed JSON"},
+		{"no header", "", body, "not well-formed JSON"},
+		{"header not a number", "12x", body, "Inference-Header-Content-Length"},
+	} {
+		if code, msg := send(tc.hdr, tc.body); code != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: status %d %q, want 400 mentioning %q", tc.name, code, msg, tc.want)
+		}
+	}
+}

@@ -26,6 +26,10 @@ type reqHead struct {
 	fwd []byte
 	// xff is the client's X-Forwarded-For values joined by ", ".
 	xff []byte
+	// binLen is Inference-Header-Content-Length (the OIP v2 binary tensor
+	// extension: the body is a JSON header of binLen bytes followed by raw
+	// tensor data), −1 when absent. The header is also forwarded.
+	binLen int64
 }
 
 // maxHeadLines bounds the header lines of a fast-path request (net/http
@@ -51,7 +55,7 @@ func parseHead(b []byte, h *reqHead) bool {
 	h.headLen = len(b)
 	h.fwd = h.fwd[:0]
 	h.xff = h.xff[:0]
-	h.clen, h.close, h.expect100 = -1, false, false
+	h.clen, h.close, h.expect100, h.binLen = -1, false, false, -1
 	line, rest, ok := cutCRLF(b)
 	if !ok {
 		return false
@@ -130,6 +134,15 @@ func parseHead(b []byte, h *reqHead) bool {
 			}
 		case equalFold(name, "transfer-encoding"), equalFold(name, "upgrade"):
 			return false
+		case equalFold(name, "inference-header-content-length"):
+			if h.binLen >= 0 {
+				return false // duplicates: left to net/http's path
+			}
+			if h.binLen = parseContentLength(val); h.binLen < 0 {
+				return false // not a length: net/http's path answers 400
+			}
+			h.fwd = append(h.fwd, line...)
+			h.fwd = append(h.fwd, '\r', '\n')
 		case equalFold(name, "x-forwarded-for"):
 			if len(h.xff) > 0 {
 				h.xff = append(h.xff, ", "...)

@@ -382,10 +382,12 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 		oip.WriteError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return false, false
 	}
-	if d.cfg.ValidateJSON && !jsonValid(body) {
-		m.rejected.Inc()
-		oip.WriteError(w, http.StatusBadRequest, "request body is not well-formed JSON")
-		return !h.close, false
+	if d.cfg.ValidateJSON {
+		if err := validateInferBody(body, h.binLen); err != nil {
+			m.rejected.Inc()
+			oip.WriteError(w, http.StatusBadRequest, err.Error())
+			return !h.close, false
+		}
 	}
 	m.arrivals.add(d.clock.Now())
 	r := &fc.req
