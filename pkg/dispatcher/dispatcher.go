@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
+	"github.com/infadapter/infadapter/pkg/dispatcher/internal/httptok"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -447,7 +448,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err == nil && d.cfg.ValidateJSON {
 			binLen := int64(-1)
 			if v := r.Header.Values(binaryHeader); len(v) > 0 {
-				if binLen = parseContentLength([]byte(v[0])); len(v) > 1 || binLen < 0 {
+				if binLen = httptok.ParseDigits([]byte(v[0])); len(v) > 1 || binLen < 0 {
 					err = &oip.RequestError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%s %q: want one non-negative integer", binaryHeader, strings.Join(v, ", "))}
 				}
 			}

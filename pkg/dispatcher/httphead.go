@@ -2,6 +2,8 @@ package dispatcher
 
 import (
 	"bytes"
+
+	"github.com/infadapter/infadapter/pkg/dispatcher/internal/httptok"
 )
 
 // reqHead is an HTTP/1.1 request head accepted by the fast server path
@@ -100,56 +102,56 @@ func parseHead(b []byte, h *reqHead) bool {
 		}
 		name := line[:colon]
 		for _, c := range name {
-			if !isTokenChar(c) {
+			if !httptok.IsTokenChar(c) {
 				return false
 			}
 		}
-		val := trimOWS(line[colon+1:])
+		val := httptok.TrimOWS(line[colon+1:])
 		for _, c := range val {
 			if c < ' ' && c != '\t' || c == 0x7f {
 				return false
 			}
 		}
 		switch {
-		case equalFold(name, "host"):
+		case httptok.EqualFold(name, "host"):
 			hosts++
 			if hosts > 1 || !validHost(val) {
 				return false
 			}
-		case equalFold(name, "content-length"):
+		case httptok.EqualFold(name, "content-length"):
 			if h.clen >= 0 {
 				return false // duplicates: net/http's rules differ in detail
 			}
-			if h.clen = parseContentLength(val); h.clen < 0 {
+			if h.clen = httptok.ParseDigits(val); h.clen < 0 {
 				return false
 			}
-		case equalFold(name, "expect"):
-			if !equalFold(val, "100-continue") || h.expect100 {
+		case httptok.EqualFold(name, "expect"):
+			if !httptok.EqualFold(val, "100-continue") || h.expect100 {
 				return false
 			}
 			h.expect100 = true
-		case equalFold(name, "connection"):
+		case httptok.EqualFold(name, "connection"):
 			if !connectionTokens(val, h) {
 				return false
 			}
-		case equalFold(name, "transfer-encoding"), equalFold(name, "upgrade"):
+		case httptok.EqualFold(name, "transfer-encoding"), httptok.EqualFold(name, "upgrade"):
 			return false
-		case equalFold(name, "inference-header-content-length"):
+		case httptok.EqualFold(name, "inference-header-content-length"):
 			if h.binLen >= 0 {
 				return false // duplicates: left to net/http's path
 			}
-			if h.binLen = parseContentLength(val); h.binLen < 0 {
+			if h.binLen = httptok.ParseDigits(val); h.binLen < 0 {
 				return false // not a length: net/http's path answers 400
 			}
 			h.fwd = append(h.fwd, line...)
 			h.fwd = append(h.fwd, '\r', '\n')
-		case equalFold(name, "x-forwarded-for"):
+		case httptok.EqualFold(name, "x-forwarded-for"):
 			if len(h.xff) > 0 {
 				h.xff = append(h.xff, ", "...)
 			}
 			h.xff = append(h.xff, val...)
-		case equalFold(name, "keep-alive"), equalFold(name, "proxy-connection"), equalFold(name, "te"),
-			equalFold(name, "trailer"), equalFold(name, "proxy-authenticate"), equalFold(name, "proxy-authorization"):
+		case httptok.EqualFold(name, "keep-alive"), httptok.EqualFold(name, "proxy-connection"), httptok.EqualFold(name, "te"),
+			httptok.EqualFold(name, "trailer"), httptok.EqualFold(name, "proxy-authenticate"), httptok.EqualFold(name, "proxy-authorization"):
 			// hop-by-hop: not forwarded
 		default:
 			h.fwd = append(h.fwd, line...)
@@ -173,46 +175,6 @@ func cutCRLF(b []byte) (line, rest []byte, ok bool) {
 	return line, b[i+1:], true
 }
 
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// isTokenChar: RFC 9110 tchar.
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// equalFold compares b with the lower-case ASCII string s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // validHost accepts a conservative subset of Host values: non-empty,
 // letters, digits and "-._:[]" (names, IPv4, [IPv6], ports).
 func validHost(b []byte) bool {
@@ -230,21 +192,6 @@ func validHost(b []byte) bool {
 	return true
 }
 
-// parseContentLength parses 1..18 decimal digits; -1 otherwise.
-func parseContentLength(b []byte) int64 {
-	if len(b) == 0 || len(b) > 18 {
-		return -1
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n
-}
-
 // connectionTokens accepts a Connection value made of "close" and
 // "keep-alive" tokens only (others would name more hop-by-hop headers to
 // drop: left to net/http) and records close.
@@ -256,11 +203,11 @@ func connectionTokens(v []byte, h *reqHead) bool {
 		} else {
 			v = nil
 		}
-		tok = trimOWS(tok)
+		tok = httptok.TrimOWS(tok)
 		switch {
-		case equalFold(tok, "close"):
+		case httptok.EqualFold(tok, "close"):
 			h.close = true
-		case equalFold(tok, "keep-alive"), len(tok) == 0:
+		case httptok.EqualFold(tok, "keep-alive"), len(tok) == 0:
 		default:
 			return false
 		}

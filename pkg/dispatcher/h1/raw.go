@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+
+	"github.com/infadapter/infadapter/pkg/dispatcher/internal/httptok"
 )
 
 // RawResponse is a response read by RoundTripRaw without building an
@@ -155,9 +157,9 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 		if colon <= 0 {
 			return false, false, fmt.Errorf("%w: header line %q", errMalformed, kv)
 		}
-		name, val := kv[:colon], trimOWS(kv[colon+1:])
+		name, val := kv[:colon], httptok.TrimOWS(kv[colon+1:])
 		for _, c := range name {
-			if !isTokenChar(c) {
+			if !httptok.IsTokenChar(c) {
 				return false, false, fmt.Errorf("%w: header name %q", errMalformed, name)
 			}
 		}
@@ -167,26 +169,26 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 			}
 		}
 		switch {
-		case equalFold(name, "content-length"):
-			cl := parseDigits(val)
+		case httptok.EqualFold(name, "content-length"):
+			cl := httptok.ParseDigits(val)
 			if cl < 0 || clSeen && cl != resp.ContentLength {
 				return false, false, fmt.Errorf("%w: Content-Length %q", errMalformed, val)
 			}
 			clSeen, resp.ContentLength = true, cl
 			continue
-		case equalFold(name, "transfer-encoding"):
-			if !equalFold(val, "chunked") || chunked {
+		case httptok.EqualFold(name, "transfer-encoding"):
+			if !httptok.EqualFold(val, "chunked") || chunked {
 				return false, false, fmt.Errorf("%w: Transfer-Encoding %q", errMalformed, val)
 			}
 			chunked = true
 			continue
-		case equalFold(name, "connection"):
-			reuse = reuse && !hasToken(val, "close")
+		case httptok.EqualFold(name, "connection"):
+			reuse = reuse && !httptok.HasToken(val, "close")
 			continue
-		case equalFold(name, "keep-alive"), equalFold(name, "proxy-connection"), equalFold(name, "te"),
-			equalFold(name, "trailer"), equalFold(name, "upgrade"), equalFold(name, "proxy-authenticate"):
+		case httptok.EqualFold(name, "keep-alive"), httptok.EqualFold(name, "proxy-connection"), httptok.EqualFold(name, "te"),
+			httptok.EqualFold(name, "trailer"), httptok.EqualFold(name, "upgrade"), httptok.EqualFold(name, "proxy-authenticate"):
 			continue
-		case equalFold(name, "date"):
+		case httptok.EqualFold(name, "date"):
 			resp.HasDate = true
 		}
 		if dropped(req.DropResponseHeaders, name) {
@@ -210,7 +212,7 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 
 func dropped(names []string, name []byte) bool {
 	for _, n := range names {
-		if equalFold(name, n) {
+		if httptok.EqualFold(name, n) {
 			return true
 		}
 	}
@@ -220,77 +222,6 @@ func dropped(names []string, name []byte) bool {
 func trimEOL(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// equalFold compares b with the lower-case ASCII string s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// hasToken reports whether the comma-separated list v holds tok (lower
-// case), ignoring case.
-func hasToken(v []byte, tok string) bool {
-	for len(v) > 0 {
-		t := v
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			t, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		if equalFold(trimOWS(t), tok) {
-			return true
-		}
-	}
-	return false
-}
-
-// parseDigits parses 1..18 decimal digits; -1 otherwise.
-func parseDigits(b []byte) int64 {
-	if len(b) == 0 || len(b) > 18 {
-		return -1
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n
 }
 
 // rawBody reads a RawResponse's body from the pooled connection.
