@@ -37,69 +37,32 @@ type v2Req struct {
 func fastV2(body []byte, dst []float32) (r v2Req, ok bool) {
 	s := scanner{b: body}
 	s.ws()
-	if !s.eat('{') {
-		return r, false
-	}
-	var seen uint8 // id, parameters, inputs, outputs
-	s.ws()
-	if s.eat('}') {
-		return r, false // no inputs: the generic path says so
-	}
-	for {
-		key, ok := s.key()
-		if !ok {
-			return r, false
-		}
-		var bit uint8
+	seen, ok := s.members(func(key string) (bit uint8, ok bool) {
 		switch key {
 		case "id":
-			bit = 1
-			if r.id, ok = s.str(); !ok {
-				return r, false
-			}
+			r.id, ok = s.str()
+			return 1, ok
 		case "parameters":
-			bit = 2
-			if !s.object(&r.params) {
-				return r, false
-			}
+			return 2, s.object(&r.params)
 		case "inputs":
-			bit = 4
 			if !s.eat('[') {
-				return r, false
+				return 0, false
 			}
 			s.ws()
 			if r, ok = s.tensor(r, dst); !ok {
-				return r, false
+				return 0, false
 			}
 			s.ws()
-			if !s.eat(']') {
-				return r, false // zero or several inputs
-			}
+			return 4, s.eat(']') // not: zero or several inputs
 		case "outputs":
-			bit = 8
 			v, ok := s.value()
-			if !ok || v[0] != '[' || json.Unmarshal(v, &r.outputs) != nil {
-				return r, false
-			}
-		default:
-			return r, false
+			return 8, ok && v[0] == '[' && json.Unmarshal(v, &r.outputs) == nil
 		}
-		if seen&bit != 0 {
-			return r, false
-		}
-		seen |= bit
-		s.ws()
-		if s.eat('}') {
-			break
-		}
-		if !s.eat(',') {
-			return r, false
-		}
-		s.ws()
-	}
+		return 0, false
+	})
 	s.ws()
-	if s.i != len(s.b) || seen&4 == 0 {
-		return r, false
+	if !ok || s.i != len(s.b) || seen&4 == 0 {
+		return r, false // also {}: no inputs, the generic path says so
 	}
 	for _, o := range r.outputs {
 		if o.Name == "" {
@@ -241,65 +204,58 @@ func (s *scanner) object(m *map[string]any) bool {
 	return ok && v[0] == '{' && json.Unmarshal(v, m) == nil
 }
 
-// tensor reads one input tensor object; its data values are appended to dst.
-func (s *scanner) tensor(r v2Req, dst []float32) (v2Req, bool) {
+// members reads an object ({} included: it fails) whose keys each appear
+// at most once: member reads the value of key and returns the key's bit,
+// 0 for a key it does not know. It returns the bits of the keys seen.
+func (s *scanner) members(member func(key string) (bit uint8, ok bool)) (seen uint8, ok bool) {
 	if !s.eat('{') {
-		return r, false
+		return 0, false
 	}
 	s.ws()
-	var seen uint8 // name, shape, datatype, parameters, data
-	hasData := false
 	for {
 		key, ok := s.key()
 		if !ok {
-			return r, false
+			return 0, false
 		}
-		var bit uint8
-		switch key {
-		case "name":
-			bit = 1
-			if r.name, ok = s.str(); !ok {
-				return r, false
-			}
-		case "shape":
-			bit = 2
-			if r.shape, ok = s.ints(); !ok {
-				return r, false
-			}
-		case "datatype":
-			bit = 4
-			if r.dtype, ok = s.str(); !ok {
-				return r, false
-			}
-		case "parameters":
-			bit = 8
-			var p map[string]any
-			if !s.object(&p) {
-				return r, false
-			}
-		case "data":
-			bit = 16
-			if r.in, ok = s.numbers(dst); !ok {
-				return r, false
-			}
-			hasData = true
-		default:
-			return r, false
-		}
-		if seen&bit != 0 {
-			return r, false
+		bit, ok := member(key)
+		if !ok || bit == 0 || seen&bit != 0 {
+			return 0, false
 		}
 		seen |= bit
 		s.ws()
 		if s.eat('}') {
-			break
+			return seen, true
 		}
 		if !s.eat(',') {
-			return r, false
+			return 0, false
 		}
 		s.ws()
 	}
-	if !hasData || r.name == "" || !oip.IsNumeric(r.dtype) {
+}
+
+// tensor reads one input tensor object; its data values are appended to dst.
+func (s *scanner) tensor(r v2Req, dst []float32) (v2Req, bool) {
+	seen, ok := s.members(func(key string) (bit uint8, ok bool) {
+		switch key {
+		case "name":
+			r.name, ok = s.str()
+			return 1, ok
+		case "shape":
+			r.shape, ok = s.ints()
+			return 2, ok
+		case "datatype":
+			r.dtype, ok = s.str()
+			return 4, ok
+		case "parameters":
+			var p map[string]any
+			return 8, s.object(&p)
+		case "data":
+			r.in, ok = s.numbers(dst)
+			return 16, ok
+		}
+		return 0, false
+	})
+	if !ok || seen&16 == 0 || r.name == "" || !oip.IsNumeric(r.dtype) {
 		return r, false
 	}
 	n, err := oip.Elements(r.shape)
