@@ -237,16 +237,11 @@ func (m *Model) RunBatch(ctx context.Context, in []float32, out []float32) ([]fl
 	if k == 1 {
 		return m.Infer(ctx, in, out)
 	}
-	var w *worker
-	select {
-	case w = <-m.pool:
-	case <-ctx.Done():
-		return out, ctx.Err()
+	w, err := m.acquire(ctx)
+	if err != nil {
+		return out, err
 	}
-	defer func() { m.pool <- w }()
-	if m.closed.Load() {
-		return out, ErrClosed
-	}
+	defer m.release(w)
 	copy(w.bInData, in)
 	if err := w.dyn.Run([]ort.Value{w.bIn[k]}, []ort.Value{w.bOut[k]}); err != nil {
 		return out, fmt.Errorf("onnxruntime run at batch %d: %w", k, err)
@@ -303,16 +298,11 @@ func (m *Model) Infer(ctx context.Context, in []float32, out []float32) ([]float
 	if len(in) == 0 || len(in)%m.inSize != 0 {
 		return out, fmt.Errorf("input has %d values, want a multiple of %d", len(in), m.inSize)
 	}
-	var w *worker
-	select {
-	case w = <-m.pool:
-	case <-ctx.Done():
-		return out, ctx.Err()
+	w, err := m.acquire(ctx)
+	if err != nil {
+		return out, err
 	}
-	defer func() { m.pool <- w }()
-	if m.closed.Load() {
-		return out, ErrClosed
-	}
+	defer m.release(w)
 	for off := 0; off < len(in); off += m.inSize {
 		copy(w.in.GetData(), in[off:off+m.inSize])
 		if err := w.sess.Run(); err != nil {
@@ -322,6 +312,24 @@ func (m *Model) Infer(ctx context.Context, in []float32, out []float32) ([]float
 	}
 	return out, nil
 }
+
+// acquire takes a free worker, waiting until ctx is done; ErrClosed after
+// Close. A worker it returns goes back with release.
+func (m *Model) acquire(ctx context.Context) (*worker, error) {
+	var w *worker
+	select {
+	case w = <-m.pool:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if m.closed.Load() {
+		m.release(w)
+		return nil, ErrClosed
+	}
+	return w, nil
+}
+
+func (m *Model) release(w *worker) { m.pool <- w }
 
 // WarmUp runs n zero-input inferences on every worker.
 func (m *Model) WarmUp(ctx context.Context, n int) error {
