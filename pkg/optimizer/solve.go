@@ -322,14 +322,14 @@ func (s *solver) dp(sv *svc, beam int) run {
 		nPar[i] = len(sv.full[i])
 	}
 	// Reduced-cost fixing (reduced.go): drop the options whose bound alone
-	// is below the floor; gaps[i] holds the kept options' ρ values.
+	// is below the floor; rhos[i] holds the kept options' ρ values.
 	rd := sv.rd
-	var gaps [][]float64
+	var rhos [][]float64
 	if rd != nil {
-		gaps = make([][]float64, n)
+		rhos = make([][]float64, n)
 		for i := range n {
 			var kept []option
-			var kg []float64
+			var keptRho []float64
 			np, ex := 0, -1
 			for oi, o := range r.opts[i] {
 				if rd.UM-rd.optLoss(sv, i, oi, o) < rd.floor {
@@ -342,9 +342,9 @@ func (s *solver) dp(sv *svc, beam int) run {
 					ex = len(kept)
 				}
 				kept = append(kept, o)
-				kg = append(kg, rd.rho[i][oi])
+				keptRho = append(keptRho, rd.rho[i][oi])
 			}
-			r.opts[i], gaps[i], nPar[i], extra[i] = kept, kg, np, ex
+			r.opts[i], rhos[i], nPar[i], extra[i] = kept, keptRho, np, ex
 		}
 	}
 	// For the bound: per suffix of variants, the best capacity per core and
@@ -508,7 +508,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 				}
 				g := ps.g
 				if rd != nil {
-					g += gaps[i][oi]
+					g += rhos[i][oi]
 				}
 				push(state{v: v, lc: lc, L: ps.L + add, k: k, parent: int32(pi), opt: int32(oi), lvl: lvl, g: g})
 				return o.cap < room

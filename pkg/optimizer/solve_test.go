@@ -160,70 +160,52 @@ func randomProblem(rng *rand.Rand) Problem {
 	return p
 }
 
-// TestBruteForce compares Solve with exhaustive enumeration.
+// TestBruteForce compares Solve with exhaustive enumeration: as it runs,
+// and with the search machinery that only switches on for larger problems
+// forced on for these small ones (the beam pass with the Lagrangian bound,
+// and reduced-cost fixing).
 func TestBruteForce(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	n := 3000
-	if testing.Short() {
-		n = 300
-	}
-	for it := 0; it < n; it++ {
-		p := randomProblem(rng)
-		sol, err := Solve(p)
-		if err != nil {
-			t.Fatalf("instance %d: %v", it, err)
-		}
-		want := BruteForce(p)
-		served := 0.0
-		for _, r := range sol.Services {
-			served += r.Served
-		}
-		if sol.Feasible != want.Feasible || math.Abs(served-want.Served) > 1e-9 || math.Abs(sol.Objective-want.Objective) > 1e-9 {
-			t.Fatalf("instance %d %+v:\nsolve: feasible %v served %v objective %v %+v\nbrute: feasible %v served %v objective %v %+v",
-				it, p, sol.Feasible, served, sol.Objective, sol.Allocations, want.Feasible, want.Served, want.Objective, want.Allocations)
-		}
-		// the reported allocation must itself be valid and score what it says
-		if got := Evaluate(p, sol.Allocations); math.Abs(got.Objective-sol.Objective) > 1e-9 || got.Cores != sol.Cores || got.Cores > p.Budget {
-			t.Fatalf("instance %d: allocation re-evaluates to %+v, solution says %v/%d", it, got, sol.Objective, sol.Cores)
-		}
-	}
-}
-
-// TestBruteForceLagrange repeats the brute-force check with the beam pass
-// and the Lagrangian bound forced on (they only run on larger problems).
-func TestBruteForceLagrange(t *testing.T) {
-	forceLagrange = true
-	defer func() { forceLagrange = false }()
-	rng := rand.New(rand.NewPCG(3, 4))
-	for it := 0; it < 2000; it++ {
-		p := randomProblem(rng)
-		sol, err := Solve(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := BruteForce(p)
-		if sol.Feasible != want.Feasible || math.Abs(sol.Objective-want.Objective) > 1e-9 {
-			t.Fatalf("instance %d %+v: solve %v/%v, brute %v/%v", it, p, sol.Feasible, sol.Objective, want.Feasible, want.Objective)
-		}
-	}
-}
-
-// TestBruteForceReduced repeats the brute-force check with reduced-cost
-// fixing forced on (it only runs on larger single-service problems).
-func TestBruteForceReduced(t *testing.T) {
-	forceReduced = true
-	defer func() { forceReduced = false }()
-	rng := rand.New(rand.NewPCG(5, 6))
-	for it := 0; it < 3000; it++ {
-		p := randomProblem(rng)
-		sol, err := Solve(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := BruteForce(p)
-		if sol.Feasible != want.Feasible || math.Abs(sol.Objective-want.Objective) > 1e-9 {
-			t.Fatalf("instance %d %+v: solve %v/%v, brute %v/%v", it, p, sol.Feasible, sol.Objective, want.Feasible, want.Objective)
-		}
+	for _, tc := range []struct {
+		name  string
+		force *bool
+		seed  uint64
+		n     int
+	}{
+		{"plain", nil, 1, 3000},
+		{"lagrange", &forceLagrange, 3, 2000},
+		{"reduced", &forceReduced, 5, 3000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.force != nil {
+				*tc.force = true
+				defer func() { *tc.force = false }()
+			}
+			rng := rand.New(rand.NewPCG(tc.seed, tc.seed+1))
+			n := tc.n
+			if testing.Short() {
+				n /= 10
+			}
+			for it := 0; it < n; it++ {
+				p := randomProblem(rng)
+				sol, err := Solve(p)
+				if err != nil {
+					t.Fatalf("instance %d: %v", it, err)
+				}
+				want := BruteForce(p)
+				served := 0.0
+				for _, r := range sol.Services {
+					served += r.Served
+				}
+				if sol.Feasible != want.Feasible || math.Abs(served-want.Served) > 1e-9 || math.Abs(sol.Objective-want.Objective) > 1e-9 {
+					t.Fatalf("instance %d %+v:\nsolve: feasible %v served %v objective %v %+v\nbrute: feasible %v served %v objective %v %+v",
+						it, p, sol.Feasible, served, sol.Objective, sol.Allocations, want.Feasible, want.Served, want.Objective, want.Allocations)
+				}
+				// the reported allocation must itself be valid and score what it says
+				if got := Evaluate(p, sol.Allocations); math.Abs(got.Objective-sol.Objective) > 1e-9 || got.Cores != sol.Cores || got.Cores > p.Budget {
+					t.Fatalf("instance %d: allocation re-evaluates to %+v, solution says %v/%d", it, got, sol.Objective, sol.Cores)
+				}
+			}
+		})
 	}
 }
 
