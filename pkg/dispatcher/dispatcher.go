@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
-	"github.com/infadapter/infadapter/pkg/dispatcher/internal/httptok"
+	"github.com/infadapter/infadapter/pkg/internal/httptok"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 

@@ -34,7 +34,7 @@
 //
 // Serving: the Dispatcher is an http.Handler, but NewServer serves it
 // faster (server.go): inference requests take a strict HTTP/1.1 fast path
-// on the raw connection (httphead.go parses a subset of what net/http
+// on the raw connection (pkg/internal/httpfast parses a subset of what net/http
 // accepts, fuzzed against http.ReadRequest), everything else is handed,
 // connection and buffered bytes, to net/http on the same port. On the
 // fast path a client that disconnects mid-request is noticed when its

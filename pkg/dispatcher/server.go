@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
+	"github.com/infadapter/infadapter/pkg/internal/httpfast"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -28,8 +29,8 @@ import (
 // head straight from the connection's buffer, forwards the header lines
 // verbatim through h1 and writes the backend's response directly.
 //
-// It takes only requests that parseHead accepts — "POST <path> HTTP/1.1"
-// with a Content-Length body to /v2/models/{m}/infer or
+// It takes only requests that httpfast.ParseHead accepts — "POST <path>
+// HTTP/1.1" with a Content-Length body to /v2/models/{m}/infer or
 // /v1/models/{m}:predict — and on the first other request hands the
 // connection, with the bytes it has buffered, to an http.Server whose
 // handler is the Dispatcher itself (health, metadata, chunked bodies,
@@ -40,7 +41,7 @@ import (
 type Server struct {
 	d   *Dispatcher
 	std *http.Server
-	hl  *chanListener
+	hl  *httpfast.HandoffListener
 
 	// Timeouts as http.Server's: IdleTimeout between requests,
 	// ReadHeaderTimeout for a request head, ReadTimeout for its body.
@@ -77,7 +78,7 @@ func (d *Dispatcher) NewServer(o ServerOptions) *Server {
 		lns: map[net.Listener]struct{}{}, conns: map[*fconn]struct{}{}, done: make(chan struct{})}
 	s.std = &http.Server{Handler: d, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout,
 		IdleTimeout: o.IdleTimeout, ErrorLog: nil}
-	s.hl = &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+	s.hl = httpfast.NewHandoffListener()
 	return s
 }
 
@@ -92,7 +93,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lns[ln] = struct{}{}
 	s.mu.Unlock()
 	s.stdOnce.Do(func() {
-		s.hl.addr = ln.Addr()
+		s.hl.SetAddr(ln.Addr())
 		go func() { _ = s.std.Serve(s.hl) }()
 	})
 	var backoff time.Duration
@@ -219,7 +220,7 @@ type fconn struct {
 	bw    *bufio.Writer
 	ip    string    // client IP, for X-Forwarded-For
 	rdl   time.Time // the read deadline set
-	head  reqHead
+	head  httpfast.Head
 	body  []byte // request body buffer, reused between requests
 	w     fastWriter
 	req   proxyReq
@@ -294,7 +295,7 @@ const readDeadlineSlack = time.Second
 func (fc *fconn) readHead() (int, error) {
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
-		if n := findHeadEnd(buf); n >= 0 {
+		if n := httpfast.FindHeadEnd(buf); n >= 0 {
 			return n, nil
 		}
 		if len(buf) == fc.br.Size() {
@@ -323,12 +324,7 @@ func (fc *fconn) handOff() bool {
 	}
 	_ = fc.c.SetReadDeadline(time.Time{})
 	fc.rdl = time.Time{}
-	select {
-	case fc.s.hl.ch <- &handedConn{Conn: fc.c, r: fc.br}:
-		return true
-	case <-fc.s.hl.done:
-		return false
-	}
+	return fc.s.hl.Hand(fc.c, fc.br)
 }
 
 // serveOne serves the request whose head is the first n buffered bytes.
@@ -338,16 +334,16 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 	d := fc.s.d
 	h := &fc.head
 	buf, _ := fc.br.Peek(n)
-	if !parseHead(buf, h) {
+	if !httpfast.ParseHead(buf, h) {
 		return false, true
 	}
-	route, err := oip.ParsePath(h.path)
+	route, err := oip.ParsePath(h.Path)
 	if err != nil || !route.Kind.IsInference() {
 		return false, true
 	}
 	_, _ = fc.br.Discard(n)
 	w := &fc.w
-	w.reset(h.close)
+	w.reset(h.Close)
 	defer w.finish()
 
 	m := d.model(route.Model)
@@ -357,23 +353,23 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 		oip.WriteError(w, http.StatusNotFound, fmt.Sprintf("unknown model %q (serving %v)", route.Model, d.Models()))
 		return fc.skipBody(h), false
 	}
-	if h.clen > d.cfg.MaxBodyBytes {
+	if h.ContentLength > d.cfg.MaxBodyBytes {
 		m.rejected.Inc()
 		w.close = true
-		oip.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", h.clen, d.cfg.MaxBodyBytes))
+		oip.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", h.ContentLength, d.cfg.MaxBodyBytes))
 		return false, false
 	}
-	if h.expect100 && int64(fc.br.Buffered()) < h.clen {
+	if h.Expect100 && int64(fc.br.Buffered()) < h.ContentLength {
 		_, _ = fc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		if fc.bw.Flush() != nil {
 			return false, false
 		}
 	}
-	if int64(cap(fc.body)) < h.clen {
-		fc.body = make([]byte, h.clen)
+	if int64(cap(fc.body)) < h.ContentLength {
+		fc.body = make([]byte, h.ContentLength)
 	}
-	body := fc.body[:h.clen]
-	if int64(fc.br.Buffered()) < h.clen {
+	body := fc.body[:h.ContentLength]
+	if int64(fc.br.Buffered()) < h.ContentLength {
 		fc.setReadDeadline(time.Now().Add(fc.s.readTimeout))
 	}
 	if _, err := io.ReadFull(fc.br, body); err != nil {
@@ -383,35 +379,35 @@ func (fc *fconn) serveOne(n int) (keep, handOff bool) {
 		return false, false
 	}
 	if d.cfg.ValidateJSON {
-		if err := validateInferBody(body, h.binLen); err != nil {
+		if err := validateInferBody(body, h.BinLen); err != nil {
 			m.rejected.Inc()
 			oip.WriteError(w, http.StatusBadRequest, err.Error())
-			return !h.close, false
+			return !h.Close, false
 		}
 	}
 	m.arrivals.add(d.clock.Now())
 	r := &fc.req
-	*r = proxyReq{method: http.MethodPost, rawQuery: h.rawQuery, rawHeader: h.fwd, xff: fc.ip}
-	if len(h.xff) > 0 && fc.ip != "" {
-		r.xff = string(h.xff) + ", " + fc.ip
+	*r = proxyReq{method: http.MethodPost, rawQuery: h.RawQuery, rawHeader: h.Fwd, xff: fc.ip}
+	if len(h.XFF) > 0 && fc.ip != "" {
+		r.xff = string(h.XFF) + ", " + fc.ip
 	}
 	d.forward(w, r, m, route, body)
 	if r.bodyEscaped || cap(fc.body) > keepBodyBuf {
 		// An https backend's http.Transport may still be reading it.
 		fc.body = nil
 	}
-	return !h.close && !w.close, false
+	return !h.Close && !w.close, false
 }
 
 // skipBody discards the request body when it is already buffered or
 // small; false when the connection must close instead.
-func (fc *fconn) skipBody(h *reqHead) bool {
-	if h.close || h.expect100 && int64(fc.br.Buffered()) < h.clen || h.clen > 256<<10 {
+func (fc *fconn) skipBody(h *httpfast.Head) bool {
+	if h.Close || h.Expect100 && int64(fc.br.Buffered()) < h.ContentLength || h.ContentLength > 256<<10 {
 		fc.w.close = true
 		return false
 	}
 	fc.setReadDeadline(time.Now().Add(fc.s.readTimeout))
-	if _, err := fc.br.Discard(int(h.clen)); err != nil {
+	if _, err := fc.br.Discard(int(h.ContentLength)); err != nil {
 		fc.w.close = true
 		return false
 	}
@@ -537,7 +533,7 @@ func (w *fastWriter) endHead(clen int64, hasDate bool) {
 	bw := w.bw
 	if !hasDate {
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
+		bw.WriteString(httpfast.Date())
 		bw.WriteString("\r\n")
 	}
 	var nb [20]byte
@@ -601,60 +597,4 @@ func writeHeaderValue(bw *bufio.Writer, v string) {
 			bw.WriteByte(c)
 		}
 	}
-}
-
-// httpDate is the current time in IMF-fixdate, recomputed once a second.
-func httpDate() string {
-	now := time.Now()
-	if c := dateCache.Load(); c != nil && c.sec == now.Unix() {
-		return c.val
-	}
-	c := &cachedDate{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
-	dateCache.Store(c)
-	return c.val
-}
-
-type cachedDate struct {
-	sec int64
-	val string
-}
-
-var dateCache atomic.Pointer[cachedDate]
-
-// handedConn is a connection handed to net/http: reads drain the fast
-// path's buffer first.
-type handedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// chanListener feeds handed-off connections to the net/http server.
-type chanListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-	addr net.Addr
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr {
-	if l.addr == nil {
-		return &net.TCPAddr{}
-	}
-	return l.addr
 }

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 
-	"github.com/infadapter/infadapter/pkg/dispatcher/internal/httptok"
+	"github.com/infadapter/infadapter/pkg/internal/httptok"
 )
 
 // RawResponse is a response read by RoundTripRaw without building an

@@ -1,46 +1,46 @@
-package dispatcher
+package httpfast
 
 import (
 	"bytes"
 
-	"github.com/infadapter/infadapter/pkg/dispatcher/internal/httptok"
+	"github.com/infadapter/infadapter/pkg/internal/httptok"
 )
 
-// reqHead is an HTTP/1.1 request head accepted by the fast server path
-// (server.go). parseHead accepts only a strict subset of what net/http's
-// server accepts, and reads it the same way (FuzzParseHead checks both
+// Head is an HTTP/1.1 request head accepted by a fast server path (the
+// dispatcher's and the model server's). ParseHead accepts only a strict
+// subset of what net/http's server accepts, and reads it the same way (FuzzParseHead checks both
 // against http.ReadRequest); everything else — other methods and
 // versions, chunked bodies, percent-escapes in the path, folded or
 // oversized headers, anything malformed — is left to net/http, which
 // serves it or answers 4xx itself. So the fast path never has to decide a
 // borderline case differently from net/http (request smuggling lives in
 // such differences).
-type reqHead struct {
-	headLen   int    // bytes of the head, including the empty line
-	path      string // the path of the target, as sent (no '%')
-	rawQuery  string // after '?', without it
-	clen      int64  // Content-Length
-	close     bool   // Connection: close
-	expect100 bool   // Expect: 100-continue
-	// fwd holds the header lines to forward verbatim (CRLF-terminated):
+type Head struct {
+	HeadLen       int    // bytes of the head, including the empty line
+	Path          string // the path of the target, as sent (no '%')
+	RawQuery      string // after '?', without it
+	ContentLength int64  // Content-Length
+	Close         bool   // Connection: close
+	Expect100     bool   // Expect: 100-continue
+	// Fwd holds the header lines to forward verbatim (CRLF-terminated):
 	// every line except Host, Content-Length, Expect, X-Forwarded-For and
 	// the hop-by-hop headers.
-	fwd []byte
-	// xff is the client's X-Forwarded-For values joined by ", ".
-	xff []byte
-	// binLen is Inference-Header-Content-Length (the OIP v2 binary tensor
-	// extension: the body is a JSON header of binLen bytes followed by raw
+	Fwd []byte
+	// XFF is the client's X-Forwarded-For values joined by ", ".
+	XFF []byte
+	// BinLen is Inference-Header-Content-Length (the OIP v2 binary tensor
+	// extension: the body is a JSON header of BinLen bytes followed by raw
 	// tensor data), −1 when absent. The header is also forwarded.
-	binLen int64
+	BinLen int64
 }
 
-// maxHeadLines bounds the header lines of a fast-path request (net/http
+// MaxHeadLines bounds the header lines of a fast-path request (net/http
 // bounds the head by bytes only; a longer head is handed to it).
-const maxHeadLines = 100
+const MaxHeadLines = 100
 
-// findHeadEnd returns the length of the head ("...\r\n\r\n") at the start
+// FindHeadEnd returns the length of the head ("...\r\n\r\n") at the start
 // of b, or -1 when b holds no complete head yet.
-func findHeadEnd(b []byte) int {
+func FindHeadEnd(b []byte) int {
 	i := bytes.Index(b, crlfcrlf)
 	if i < 0 {
 		return -1
@@ -50,14 +50,14 @@ func findHeadEnd(b []byte) int {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// parseHead parses the complete head b (ending in "\r\n\r\n", as found by
-// findHeadEnd) into h, reusing h's buffers. It returns false when the
-// request is not for the fast path (see reqHead).
-func parseHead(b []byte, h *reqHead) bool {
-	h.headLen = len(b)
-	h.fwd = h.fwd[:0]
-	h.xff = h.xff[:0]
-	h.clen, h.close, h.expect100, h.binLen = -1, false, false, -1
+// ParseHead parses the complete head b (ending in "\r\n\r\n", as found by
+// FindHeadEnd) into h, reusing h's buffers. It returns false when the
+// request is not for the fast path (see Head).
+func ParseHead(b []byte, h *Head) bool {
+	h.HeadLen = len(b)
+	h.Fwd = h.Fwd[:0]
+	h.XFF = h.XFF[:0]
+	h.ContentLength, h.Close, h.Expect100, h.BinLen = -1, false, false, -1
 	line, rest, ok := cutCRLF(b)
 	if !ok {
 		return false
@@ -83,14 +83,14 @@ func parseHead(b []byte, h *reqHead) bool {
 		}
 	}
 	if q >= 0 {
-		h.path, h.rawQuery = string(target[:q]), string(target[q+1:])
+		h.Path, h.RawQuery = string(target[:q]), string(target[q+1:])
 	} else {
-		h.path, h.rawQuery = string(target), ""
+		h.Path, h.RawQuery = string(target), ""
 	}
-	hosts := 0
+	hosts, xffs := 0, 0
 	for n := 0; ; n++ {
 		line, rest, ok = cutCRLF(rest)
-		if !ok || n > maxHeadLines {
+		if !ok || n > MaxHeadLines {
 			return false
 		}
 		if len(line) == 0 {
@@ -119,17 +119,17 @@ func parseHead(b []byte, h *reqHead) bool {
 				return false
 			}
 		case httptok.EqualFold(name, "content-length"):
-			if h.clen >= 0 {
+			if h.ContentLength >= 0 {
 				return false // duplicates: net/http's rules differ in detail
 			}
-			if h.clen = httptok.ParseDigits(val); h.clen < 0 {
+			if h.ContentLength = httptok.ParseDigits(val); h.ContentLength < 0 {
 				return false
 			}
 		case httptok.EqualFold(name, "expect"):
-			if !httptok.EqualFold(val, "100-continue") || h.expect100 {
+			if !httptok.EqualFold(val, "100-continue") || h.Expect100 {
 				return false
 			}
-			h.expect100 = true
+			h.Expect100 = true
 		case httptok.EqualFold(name, "connection"):
 			if !connectionTokens(val, h) {
 				return false
@@ -137,28 +137,29 @@ func parseHead(b []byte, h *reqHead) bool {
 		case httptok.EqualFold(name, "transfer-encoding"), httptok.EqualFold(name, "upgrade"):
 			return false
 		case httptok.EqualFold(name, "inference-header-content-length"):
-			if h.binLen >= 0 {
+			if h.BinLen >= 0 {
 				return false // duplicates: left to net/http's path
 			}
-			if h.binLen = httptok.ParseDigits(val); h.binLen < 0 {
+			if h.BinLen = httptok.ParseDigits(val); h.BinLen < 0 {
 				return false // not a length: net/http's path answers 400
 			}
-			h.fwd = append(h.fwd, line...)
-			h.fwd = append(h.fwd, '\r', '\n')
+			h.Fwd = append(h.Fwd, line...)
+			h.Fwd = append(h.Fwd, '\r', '\n')
 		case httptok.EqualFold(name, "x-forwarded-for"):
-			if len(h.xff) > 0 {
-				h.xff = append(h.xff, ", "...)
+			if xffs > 0 { // not len(h.XFF) > 0: empty values count too, as in net/http's join
+				h.XFF = append(h.XFF, ", "...)
 			}
-			h.xff = append(h.xff, val...)
+			xffs++
+			h.XFF = append(h.XFF, val...)
 		case httptok.EqualFold(name, "keep-alive"), httptok.EqualFold(name, "proxy-connection"), httptok.EqualFold(name, "te"),
 			httptok.EqualFold(name, "trailer"), httptok.EqualFold(name, "proxy-authenticate"), httptok.EqualFold(name, "proxy-authorization"):
 			// hop-by-hop: not forwarded
 		default:
-			h.fwd = append(h.fwd, line...)
-			h.fwd = append(h.fwd, '\r', '\n')
+			h.Fwd = append(h.Fwd, line...)
+			h.Fwd = append(h.Fwd, '\r', '\n')
 		}
 	}
-	return hosts == 1 && h.clen >= 0 && len(rest) == 0
+	return hosts == 1 && h.ContentLength >= 0 && len(rest) == 0
 }
 
 // cutCRLF splits b at the first "\r\n"; a bare '\r' or '\n' inside the line
@@ -195,7 +196,7 @@ func validHost(b []byte) bool {
 // connectionTokens accepts a Connection value made of "close" and
 // "keep-alive" tokens only (others would name more hop-by-hop headers to
 // drop: left to net/http) and records close.
-func connectionTokens(v []byte, h *reqHead) bool {
+func connectionTokens(v []byte, h *Head) bool {
 	for len(v) > 0 {
 		tok := v
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -206,7 +207,7 @@ func connectionTokens(v []byte, h *reqHead) bool {
 		tok = httptok.TrimOWS(tok)
 		switch {
 		case httptok.EqualFold(tok, "close"):
-			h.close = true
+			h.Close = true
 		case httptok.EqualFold(tok, "keep-alive"), len(tok) == 0:
 		default:
 			return false
