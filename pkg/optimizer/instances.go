@@ -18,7 +18,11 @@ var BenchmarkInstanceNames = []string{"paper", "20x200", "50x1000r", "20svc10x20
 //     single-variant capacity at 200 cores;
 //   - "50x1000r": 50 variants, 1,000 cores, replicas of up to 32 cores,
 //     up to 64 replicas per variant;
-//   - "20svc10x2000": 20 services of 10 variants sharing 2,000 cores.
+//   - "20svc10x2000": 20 services of 10 variants sharing 2,000 cores;
+//   - "50x1000r-v0" … "50x1000r-v7": eight more of the 50x1000r shape, with
+//     λ from 30% to 70% of the best single-variant capacity, β from 0.001
+//     to 0.004 and one to three variants running (the spread of run times
+//     matters as much as one instance's).
 //
 // Synthetic variants: accuracy rises and throughput per core falls with the
 // index (a model family), concave integer capacity curves, one variant
@@ -47,7 +51,24 @@ func BenchmarkInstance(name string) Problem {
 		}
 		return p
 	}
+	var v int
+	if _, err := fmt.Sscanf(name, "50x1000r-v%d", &v); err == nil && v >= 0 && v < 8 && name == fmt.Sprintf("50x1000r-v%d", v) {
+		return variedInstance(v)
+	}
 	panic("optimizer: unknown benchmark instance " + name)
+}
+
+// variedInstance is "50x1000r-v<seed>".
+func variedInstance(seed int) Problem {
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	vs := synthVariants(rng, 50, 32)
+	for range 1 + seed%3 {
+		v := rng.IntN(50)
+		vs[v].Current, vs[v].CurrentReplicas = 2+rng.IntN(31), 1+rng.IntN(8)
+	}
+	frac := 0.3 + 0.4*float64(seed%8)/7
+	return Problem{Budget: 1000, MinCores: 2, MaxCoresPerReplica: 32, MaxReplicas: 64,
+		Services: []Service{{Name: "s0", Load: loadFor(vs, 1000, frac), Alpha: 0.05, Beta: 0.001 * float64(1+seed%4), Variants: vs}}}
 }
 
 // loadFor is frac of the best capacity any single variant reaches with

@@ -49,36 +49,54 @@ import (
 // (corePsi) adapts the load price to each state and solves the core budget
 // exactly as an LP; each state gets the smaller of the two.
 //
+// # One load-cost level at a time
+//
+// Both bounds are loosest about the load cost still to come: a state whose
+// final LC is not known yet has to be bounded at the most favourable level.
+// So the search splits the problem by level (levelSvc): the subproblem at
+// level ℓ charges β'·ℓ up front and allows a variant whose load time exceeds
+// ℓ only to stay off or keep its current configuration. Each subproblem
+// allocation is a real allocation whose true objective is at least the
+// charged one, and the optimum is charged exactly at its own level, so the
+// best over the levels is the optimum. Within a level the load cost is a
+// constant: the bounds are exact about it, and states no longer need a
+// load-cost dimension for dominance. Most levels are ruled out by their
+// root bound alone (a cheap one first, psiRootAtLevel, then the level's own
+// multipliers), once a good allocation is known.
+//
 // # The search
 //
-// solveReduced runs a beam pass (a few best states per layer, ranked by the
-// bounds) and polishes its best allocation by local search: that gives LB.
-// Then exact passes with a floor F: states and options whose bound is below
-// F are dropped. If a pass finds an allocation worth ≥ F, it is optimal: a
-// better one would have had every bound on its path above F and been found.
-// The first floor is just under U (cheap: few states pass it); each miss
-// lowers it, and F = LB is always enough. On the 50-variant × 1,000-core
-// benchmark this keeps a few thousand states per layer where the plain DP
-// kept millions.
+// solveReduced orders the levels by their cheap root bound. On the first
+// level it solves, a beam pass (a few best states per layer, ranked by the
+// bounds) and a local search over the whole problem give a good allocation,
+// worth LB. Then each level not ruled out gets exact passes with a floor F:
+// states and options whose bound is below F are dropped, and a pass finds
+// every allocation of the level worth more than max(F, the incumbent). So
+// the level is done once an allocation worth ≥ F is known; otherwise F
+// drops. The first floor is just under the level's root bound (cheap: few
+// states pass it), and F = LB is always enough. On the 50-variant ×
+// 1,000-core benchmark three of the 51 levels are searched and the largest
+// layer holds about a thousand states, where the plain DP kept millions.
 
 // reduced holds the Lagrangian data of one service for the DP.
 type reduced struct {
-	U     float64     // root bound (the smaller of both families')
-	UM    float64     // root bound of the first family (what optLoss is against)
-	base  float64     // μλ + νB
-	floor float64     // states and options whose bound is below it are dropped
-	rho   [][]float64 // per ordered variant, per entry of the DP's options
-	all   []float64   // per ordered variant: ρ*_j, the best ρ over its options
-	M     [][]float64 // per layer i = 0..n, per load-cost level
+	U      float64       // root bound (the smaller of both families')
+	UM     float64       // root bound of the first family (what optLoss is against)
+	base   float64       // μλ + νB + the level's charged load cost (svc.offset)
+	floor  float64       // states and options whose bound is below it are dropped
+	rho    [][]float64   // per ordered variant, per entry of the DP's options
+	all    []float64     // per ordered variant: ρ*_j, the best ρ over its options
+	kept   []float64     // per ordered variant: the best ρ of off or its current configuration
+	mu, nu float64       // the multipliers: price per unit of load, per core
+	hulls  [][]hullPoint // per ordered variant: capHull of its options
+	M      [][]float64   // per layer i = 0..n, per load-cost level
 	// slack per ordered variant: U − (base + M_0 at the variant's own
 	// level), the loss from forcing LC ≥ its load time
 	slack []float64
 	// second bound family (corePsi): per load price, Ψ per layer and cores
-	mus       []float64
-	psi       []float32 // Ψ at [((layer·len(mus) + q)·(B+1) + K)·nb + bucket]
-	psiW, nb  int
-	bucketLvl []int32   // per bucket: its top level (index into levels)
-	bucketMin []float64 // per bucket: the smallest load time it covers
+	mus  []float64
+	psi  []float32 // Ψ at [(layer·len(mus) + q)·(B+1) + K]
+	psiW int
 }
 
 // hullPoint is a vertex of a variant's upper concave (cores, capacity) hull.
@@ -120,6 +138,9 @@ func (s *solver) rhoStar(sv *svc, hulls [][]hullPoint, mu, nu float64, all, kept
 		if o := sv.cur[j]; o.cores > 0 {
 			kept[j] = max(0, a*float64(o.cap)-c*float64(o.cores))
 		}
+		// The current configuration is an option too (a level's subproblem
+		// may allow nothing else).
+		all[j] = max(all[j], kept[j])
 	}
 }
 
@@ -146,9 +167,10 @@ func levelTable(sv *svc, all, kept []float64, M [][]float64) {
 	}
 }
 
-// newReduced picks the multipliers that minimise the root bound and
-// returns the bound's data for the DP's options.
-func (s *solver) newReduced(sv *svc, opts [][]option) *reduced {
+// newReduced picks the multipliers that minimise the root bound (nested
+// golden-section searches of iters steps each) and returns the bound's data
+// for the DP's options.
+func (s *solver) newReduced(sv *svc, opts [][]option, iters int) *reduced {
 	n, nl := len(sv.order), len(sv.levels)
 	hulls := make([][]hullPoint, n)
 	aMax, aMin, effMax, wMax := 0.0, math.Inf(1), 0.0, 0.0
@@ -203,7 +225,6 @@ func (s *solver) newReduced(sv *svc, opts [][]option) *reduced {
 	nuHi := aMax * effMax
 	muHi := aMax
 	muLo := min(0, aMin-(sv.alphaB+nuHi)*wMax)
-	const iters = 36
 	inner := func(mu float64) (float64, float64) {
 		nu := golden(0, nuHi, iters, func(nu float64) float64 { return root(mu, nu) })
 		return nu, root(mu, nu)
@@ -218,7 +239,9 @@ func (s *solver) newReduced(sv *svc, opts [][]option) *reduced {
 	}
 	U = root(mu, nu) // leaves all and kept at the chosen multipliers
 	levelTable(sv, all, kept, M)
-	rd := &reduced{U: U, base: mu*lam + nu*B, M: M, all: all, rho: make([][]float64, n), slack: make([]float64, n)}
+	U += sv.offset
+	rd := &reduced{U: U, base: mu*lam + nu*B + sv.offset, M: M, all: all, kept: kept, mu: mu, nu: nu, hulls: hulls,
+		rho: make([][]float64, n), slack: make([]float64, n)}
 	c := sv.alphaB + nu
 	for j := range n {
 		a := max(0, sv.accLam[j]-mu)
@@ -233,130 +256,150 @@ func (s *solver) newReduced(sv *svc, opts [][]option) *reduced {
 		}
 		rd.slack[j] = U - (rd.base + M[0][l])
 	}
-	rd.corePsi(s, sv, hulls, mu)
 	return rd
 }
 
 // corePsi precomputes the second family of bounds. For a few load prices
-// μ_q and a few load-cost levels ℓ_b ("buckets"),
+// μ_q,
 //
-//	Ψ_q,i,b(K) = the LP optimum (fractional in cores only) of
-//	             Σ_{j ≥ i} max(0, a_j − μ_q)·cap_j − α/B·cores_j with ≤ K cores,
+//	Ψ_q,i(K) = the LP optimum (fractional in cores only) of
+//	           Σ_{j ≥ i} max(0, a_j − μ_q)·cap_j − α/B·cores_j with ≤ K cores,
 //
-// where a variant whose load time exceeds ℓ_b may only keep its current
-// configuration (a 0/1 item) or be off. A state after layer i with value v,
-// load L, cores k and load cost lc so far then completes to at most
+// where a variant whose load time exceeds sv's top load-cost level may only
+// keep its current configuration or be off (a level's subproblem has one
+// level, and nothing else is restricted). A state after layer i with value
+// v, load L, cores k and load cost lc so far then completes to at most
 //
-//	v + μ_q·(λ − L) + max_b [Ψ_q,i+1,b(B − k) − β'·max(lc, lowest level above ℓ_{b−1})]
+//	v + μ_q·(λ − L) + Ψ_q,i+1(B − k) − β'·lc
 //
-// over the buckets with ℓ_b ≥ lc: the final LC is a level ≥ lc, it lies in
-// some bucket (ℓ_{b−1}, ℓ_b], every later choice is allowed at ℓ_b, and the
-// load duality and the fractional knapsack over cores (exact for the LP, as
-// each variant's hull is concave in cores) do the rest. Unlike the root
-// bound it adapts to the state's own remaining cores and load, and it keeps
-// the load cost still to come, so the states away from the optimum's path
-// get a much lower bound. Tables are float32, rounded up.
+// by load duality (Σ a_j l_j ≤ μλ + Σ (a_j − μ)⁺·cap_j) and the fractional
+// knapsack over cores (exact for the LP, as each variant's hull is concave
+// in cores). Unlike the first family it adapts to the state's own remaining
+// cores and load, so the states away from the optimum's path get a much
+// lower bound. Tables are float32, rounded up.
 func (rd *reduced) corePsi(s *solver, sv *svc, hulls [][]hullPoint, muStar float64) {
-	n, nl := len(sv.order), len(sv.levels)
-	aMin, aMax := math.Inf(1), 0.0
-	for j := range n {
-		aMin, aMax = min(aMin, sv.accLam[j]), max(aMax, sv.accLam[j])
+	n := len(sv.order)
+	m := psiMus
+	rd.mus = psiMuGrid(sv, muStar)
+	W := s.B + 1
+	rd.psiW = W
+	edge := sv.levels[len(sv.levels)-1]
+	size := (n + 1) * m * W
+	// The table is large (1.6 MB at 50 variants × 1,000 cores), so its
+	// buffer is reused across levels and solves (the workspace pool).
+	rd.psi = slices.Grow(s.psiBuf[:0], size)[:size]
+	clear(rd.psi)
+	s.psiBuf = rd.psi
+	var segs, add []psiSeg // segs sorted by slope, descending
+	for q, mu := range rd.mus {
+		segs = segs[:0]
+		for i := n - 1; i >= 0; i-- {
+			add = psiSegs(sv, hulls, i, mu, edge, add[:0])
+			for _, g := range add {
+				at, _ := slices.BinarySearchFunc(segs, g.slope, func(x psiSeg, sl float64) int { return cmp.Compare(sl, x.slope) })
+				segs = slices.Insert(segs, at, g)
+			}
+			// Ψ(K): the best K cores' worth of segments (fractional;
+			// segments span whole cores, so K steps through them).
+			row := rd.psi[(i*m+q)*W : (i*m+q+1)*W]
+			val, K := 0.0, 0
+			for _, g := range segs {
+				for t := 0; t < g.dk && K+1 < W; t++ {
+					K++
+					val += g.slope
+					row[K] = up32(val)
+				}
+				if K+1 >= W {
+					break
+				}
+			}
+			for K+1 < W {
+				K++
+				row[K] = up32(val)
+			}
+		}
 	}
-	const m = psiMus
+}
+
+// psiSeg is a piece of a variant's share of Ψ: dk cores worth slope each.
+type psiSeg struct {
+	slope float64
+	dk    int
+}
+
+// psiSegs appends ordered variant i's pieces at load price mu, for a
+// load-cost bucket whose top level is edge: the slopes of its capacity hull
+// (concave, so they fall), or, when it may only keep its current
+// configuration, that configuration as one piece (the LP relaxes it).
+func psiSegs(sv *svc, hulls [][]hullPoint, i int, mu, edge float64, out []psiSeg) []psiSeg {
+	a := sv.accLam[i] - mu
+	if a <= 0 {
+		return out
+	}
+	if h := hulls[i]; len(h) > 1 && (sv.betaLT == 0 || sv.lt[i] <= edge) {
+		for t := 1; t < len(h); t++ {
+			dk := h[t].k - h[t-1].k
+			sl := (a*(h[t].cap-h[t-1].cap) - sv.alphaB*dk) / dk
+			if sl <= 0 {
+				break // concave: the rest slope down further
+			}
+			out = append(out, psiSeg{sl, int(dk)})
+		}
+	} else if o := sv.cur[i]; o.cores > 0 {
+		if val := a*float64(o.cap) - sv.alphaB*float64(o.cores); val > 0 {
+			out = append(out, psiSeg{val / float64(o.cores), int(o.cores)})
+		}
+	}
+	return out
+}
+
+// psiMuGrid returns the load prices of the second bound family: μ* first,
+// then outwards (a state is usually cut by one of the first).
+func psiMuGrid(sv *svc, muStar float64) []float64 {
+	aMin, aMax := math.Inf(1), 0.0
+	for _, a := range sv.accLam {
+		aMin, aMax = min(aMin, a), max(aMax, a)
+	}
 	step := (aMax - aMin) / psiSpread
 	if step <= 0 {
 		step = aMax / psiSpread
 	}
-	// μ* first, then outwards: a state is usually cut by one of the first.
-	for q := range m {
+	mus := make([]float64, psiMus)
+	for q := range mus {
 		off := (q + 1) / 2
 		if q%2 == 1 {
 			off = -off
 		}
-		rd.mus = append(rd.mus, muStar+step*float64(off))
+		mus[q] = muStar + step*float64(off)
 	}
-	// Buckets: up to 8 levels, always including the top one.
-	const maxBuckets = psiBuckets
-	rd.bucketLvl = rd.bucketLvl[:0]
-	if nl <= maxBuckets {
-		for l := range nl {
-			rd.bucketLvl = append(rd.bucketLvl, int32(l))
+	return mus
+}
+
+// psiRootAtLevel is the second family's bound on sv's subproblem at
+// load-cost level l (levelSvc) with nothing decided, for the load prices
+// mus: min over μ of μ·λ + (the best B cores' worth of pieces) − β'·ℓ. It
+// needs no table, so it cheaply rules levels out before any is built.
+func psiRootAtLevel(sv *svc, hulls [][]hullPoint, mus []float64, l, B int) float64 {
+	ell := sv.levels[l]
+	bound := math.Inf(1)
+	var segs []psiSeg
+	for _, mu := range mus {
+		segs = segs[:0]
+		for i := range sv.order {
+			segs = psiSegs(sv, hulls, i, mu, ell, segs)
 		}
-	} else {
-		for b := 1; b <= maxBuckets; b++ {
-			rd.bucketLvl = append(rd.bucketLvl, int32(b*(nl-1)/maxBuckets))
-		}
-	}
-	nb := len(rd.bucketLvl)
-	W := s.B + 1
-	rd.psiW, rd.nb = W, nb
-	// per bucket: the smallest load cost a final LC in it can have
-	rd.bucketMin = make([]float64, nb)
-	for b := range nb {
-		lo := 0
-		if b > 0 {
-			lo = int(rd.bucketLvl[b-1]) + 1
-		}
-		rd.bucketMin[b] = sv.levels[lo]
-	}
-	size := (n + 1) * m * nb * W
-	// The table is large (13 MB at 50 variants × 1,000 cores), so its
-	// buffer is reused across solves (the solver's workspace pool).
-	rd.psi = slices.Grow(s.psiBuf[:0], size)[:size]
-	clear(rd.psi)
-	s.psiBuf = rd.psi
-	type seg struct {
-		slope float64
-		dk    int
-	}
-	var segs []seg // sorted by slope, descending
-	for q, mu := range rd.mus {
-		for b, bl := range rd.bucketLvl {
-			edge := sv.levels[bl]
-			segs = segs[:0]
-			for i := n - 1; i >= 0; i-- {
-				a := sv.accLam[i] - mu
-				var add []seg
-				if a > 0 && (sv.betaLT == 0 || sv.lt[i] <= edge) {
-					h := hulls[i]
-					for t := 1; t < len(h); t++ {
-						dk := h[t].k - h[t-1].k
-						sl := (a*(h[t].cap-h[t-1].cap) - sv.alphaB*dk) / dk
-						if sl <= 0 {
-							break // concave: the rest slope down further
-						}
-						add = append(add, seg{sl, int(dk)})
-					}
-				} else if o := sv.cur[i]; a > 0 && o.cores > 0 {
-					if val := a*float64(o.cap) - sv.alphaB*float64(o.cores); val > 0 {
-						add = append(add, seg{val / float64(o.cores), int(o.cores)})
-					}
-				}
-				for _, g := range add {
-					at, _ := slices.BinarySearchFunc(segs, g.slope, func(x seg, sl float64) int { return cmp.Compare(sl, x.slope) })
-					segs = slices.Insert(segs, at, g)
-				}
-				// Ψ(K): the best K cores' worth of segments (fractional;
-				// segments span whole cores, so K steps through them).
-				row := rd.psi[(i*m+q)*W*nb+b:]
-				val, K := 0.0, 0
-				for _, g := range segs {
-					for t := 0; t < g.dk && K+1 < W; t++ {
-						K++
-						val += g.slope
-						row[K*nb] = up32(val)
-					}
-					if K+1 >= W {
-						break
-					}
-				}
-				for K+1 < W {
-					K++
-					row[K*nb] = up32(val)
-				}
+		slices.SortFunc(segs, func(x, y psiSeg) int { return cmp.Compare(y.slope, x.slope) })
+		val, K := 0.0, B
+		for _, g := range segs {
+			take := min(g.dk, K)
+			val += g.slope * float64(take)
+			if K -= take; K == 0 {
+				break
 			}
 		}
+		bound = min(bound, mu*float64(sv.lam)+val)
 	}
+	return bound - sv.betaLT*ell
 }
 
 // up32 rounds x to a float32 that is ≥ x: float32 rounds to nearest
@@ -368,25 +411,16 @@ func up32(x float64) float32 { return float32(x + 1.2e-7*math.Abs(x) + 1e-12) }
 // thr (the caller prunes then), so its value is exact only above thr.
 func (rd *reduced) stateBound(sv *svc, next int, c *state, B int, thr float64) float64 {
 	R := float64(sv.lam - c.L)
-	nb, W := rd.nb, rd.psiW
-	// the first bucket that can hold the final LC (≥ lc)
-	b0 := 0
-	for b0 < nb-1 && rd.bucketLvl[b0] < c.lvl {
-		b0++
-	}
-	at := (next*len(rd.mus)*W+B-int(c.k))*nb + b0
+	W := rd.psiW
+	at := next*len(rd.mus)*W + B - int(c.k)
+	base := c.v - sv.betaLT*c.lc
 	bound := math.Inf(1)
 	for _, mu := range rd.mus {
-		row := rd.psi[at : at+nb-b0]
-		best := float64(row[0]) - sv.betaLT*c.lc
-		for b := 1; b < len(row); b++ {
-			best = max(best, float64(row[b])-sv.betaLT*rd.bucketMin[b0+b])
-		}
-		bound = min(bound, c.v+mu*R+best)
+		bound = min(bound, base+mu*R+float64(rd.psi[at]))
 		if bound < thr {
 			return bound
 		}
-		at += W * nb
+		at += W
 	}
 	return bound
 }
@@ -413,68 +447,136 @@ func feasibleLB(sv *svc) float64 {
 	return lb
 }
 
-// solveReduced solves a single service exactly with reduced-cost fixing.
-// It returns false (and changes nothing that matters) when no allocation
-// serving λ is known, e.g. because λ cannot be served within the budget;
-// the plain DP then takes over.
+// levelSvc returns sv's subproblem at load-cost level l: the load cost is
+// charged as levels[l] up front (offset), so the DP has no load-cost
+// dimension, and a variant whose load time exceeds it may only stay off or
+// keep its current configuration. Every allocation of the subproblem is an
+// allocation of sv whose true load cost is at most the charged one, and
+// sv's optimum, at its own level, is charged exactly: so the best over the
+// levels is sv's optimum. The subproblem shares sv's incumbents (inc).
+func levelSvc(sv *svc, l int) *svc {
+	if sv.betaLT == 0 {
+		return sv // one level, nothing charged, nothing restricted
+	}
+	n := len(sv.order)
+	ell := sv.levels[l]
+	c := *sv
+	c.offset = -sv.betaLT * ell
+	c.betaLT = 0
+	c.levels = []float64{0}
+	c.full = make([][]option, n)
+	c.lt = make([]float64, n)
+	c.ltLvl = make([]int32, n)
+	c.runs, c.rd = nil, nil
+	for j := range n {
+		if sv.lt[j] <= ell {
+			c.full[j] = sv.full[j]
+		}
+	}
+	return &c
+}
+
+// levelRootBounds returns, per load-cost level of sv, the first family's
+// root bound of its subproblem at sv's multipliers: base + Σ_j ρ*_{j,ℓ} −
+// β'·ℓ. It is cheap (no search), so it orders and skips the levels.
+func levelRootBounds(sv *svc, rd *reduced) []float64 {
+	out := make([]float64, len(sv.levels))
+	for l, ell := range sv.levels {
+		sum := rd.base
+		for j := range sv.order {
+			if sv.betaLT == 0 || sv.lt[j] <= ell {
+				sum += rd.all[j]
+			} else {
+				sum += rd.kept[j]
+			}
+		}
+		out[l] = sum - sv.betaLT*ell
+	}
+	return out
+}
+
+// solveReduced solves a single service exactly with reduced-cost fixing,
+// one load-cost level at a time (levelSvc). It returns false (and changes
+// nothing that matters) when no allocation serving λ is known, e.g. because
+// λ cannot be served within the budget; the plain DP then takes over.
 func (s *solver) solveReduced(sv *svc, record func(int)) bool {
-	lb0 := feasibleLB(sv)
-	if math.IsInf(lb0, -1) {
+	lb := feasibleLB(sv)
+	if math.IsInf(lb, -1) {
 		return false
 	}
-	rd := s.newReduced(sv, s.dpOptions(sv))
-	sv.rd = rd
-	// The second family's bound at the root (nothing decided) is often
-	// tighter than U; either is a valid bound on the optimum.
-	root := state{}
-	rd.UM = rd.U
-	rd.U = min(rd.U, rd.stateBound(sv, 0, &root, s.B, math.Inf(-1)))
-	defer func() { sv.rd = nil }()
 	const tol = 1e-9
-	// A beam pass over the options that can reach lb0 at all finds a good
-	// allocation cheaply; the exact pass then keeps only what can reach it.
-	// Whatever the exact pass returns is optimal: every allocation worth
-	// more than the floor keeps a bound above the floor on its whole path
-	// (see the comment at the top), so it is found.
-	rd.floor = lb0 - tol
-	if reducedBeam > 0 {
-		sv.runs = append(sv.runs, s.dp(sv, reducedBeam))
-		record(len(sv.runs) - 1)
+	// known is the best objective of an allocation found so far.
+	known := func() float64 {
+		v := feasibleLB(sv)
 		if e := sv.table[s.B]; e.L == sv.lam {
-			rd.floor = max(rd.floor, e.obj-tol)
-			// Polish it by local search: the closer the floor is to the
-			// optimum, the fewer states the exact pass keeps.
-			if obj := s.polish(sv, e); obj > e.obj {
-				rd.floor = max(rd.floor, obj-tol)
+			v = max(v, e.obj)
+		}
+		return v
+	}
+	// Order the levels by a cheap root bound; the best is solved first, so
+	// that it sets the floor for the rest, most of which it then rules out.
+	rootRd := s.newReduced(sv, s.dpOptions(sv), rootSearchIters)
+	ub := levelRootBounds(sv, rootRd)
+	mus := psiMuGrid(sv, rootRd.mu)
+	var lvls []int
+	for l := range sv.levels {
+		if ub[l] >= lb-tol {
+			ub[l] = min(ub[l], psiRootAtLevel(sv, rootRd.hulls, mus, l, s.B))
+			lvls = append(lvls, l)
+		}
+	}
+	slices.SortStableFunc(lvls, func(x, y int) int { return cmp.Compare(ub[y], ub[x]) })
+	beamDone := reducedBeam == 0
+	for _, l := range lvls {
+		if ub[l] < lb-tol {
+			break // sorted: no other level can beat lb
+		}
+		lsv := levelSvc(sv, l)
+		rd := s.newReduced(lsv, s.dpOptions(lsv), levelSearchIters)
+		rd.UM = rd.U
+		if rd.U < lb-tol {
+			continue // ruled out by the level's own multipliers
+		}
+		rd.corePsi(s, lsv, rd.hulls, rd.mu)
+		lsv.rd = rd
+		root := state{v: lsv.offset}
+		rd.U = min(rd.U, ub[l], rd.stateBound(lsv, 0, &root, s.B, math.Inf(-1)))
+		if math.IsNaN(rd.U) || math.IsInf(rd.U, 0) {
+			return false
+		}
+		if rd.U < lb-tol {
+			continue
+		}
+		rd.floor = lb - tol
+		if !beamDone {
+			beamDone = true
+			// A beam pass over the best level finds a good allocation
+			// cheaply; local search over all of sv polishes it.
+			sv.runs = append(sv.runs, s.dp(lsv, reducedBeam))
+			record(len(sv.runs) - 1)
+			if e := sv.table[s.B]; e.L == sv.lam {
+				lb = max(lb, e.obj)
+				lb = max(lb, s.polish(sv, e))
 			}
 		}
-	}
-	// Exact passes. A floor just under U is cheap (few states pass it) and
-	// its result is certified optimal when it reaches the floor (see the
-	// comment at the top); otherwise the floor drops, at worst to the best
-	// allocation known, which is always certified.
-	lb := rd.floor + tol
-	if math.IsNaN(rd.U) || math.IsInf(rd.U, 0) {
-		return false
-	}
-	T := max((rd.U-lb)/firstTDiv, tol)
-	for pass := 0; pass < 64; pass++ {
-		rd.floor = max(lb-tol, rd.U-T)
-		sv.runs = append(sv.runs, s.dp(sv, 0))
-		record(len(sv.runs) - 1)
-		e := sv.table[s.B]
-		if e.L == sv.lam {
-			if e.obj >= rd.floor {
-				return true
+		// Exact passes with a floor F: a pass finds every allocation of
+		// the level worth more than max(F, the incumbent), so the level is
+		// done once an allocation worth ≥ F is known. The first floor is
+		// just under the level's bound (cheap: few states pass it); each
+		// miss lowers it, down to lb at worst.
+		T := max((rd.U-lb)/firstTDiv, tol)
+		for {
+			rd.floor = max(lb-tol, rd.U-T)
+			sv.runs = append(sv.runs, s.dp(lsv, 0))
+			record(len(sv.runs) - 1)
+			lb = max(lb, known())
+			if rd.floor <= lb {
+				break
 			}
-			lb = max(lb, e.obj)
+			T *= 4
 		}
-		if rd.floor <= lb-tol {
-			return false // unreachable: lb's own allocation was in reach
-		}
-		T *= 4
 	}
-	return false
+	return true
 }
 
 // dpOptions returns each ordered variant's options as the DP sees them (see
@@ -514,11 +616,15 @@ const (
 	// incumbent (its quality matters most: the exact pass keeps every state
 	// whose bound is above it).
 	reducedBeam = 16
-	// psiMus and psiBuckets size the second bound family (load prices ×
-	// load-cost buckets): more is tighter per state and costlier to build.
-	psiMus, psiBuckets = 8, 8
+	// psiMus sizes the second bound family (load prices): more is tighter
+	// per state and costlier to build.
+	psiMus = 8
 	// psiSpread sets the load prices' spacing: (max − min accuracy/λ)/psiSpread.
 	psiSpread = 48.0
+	// rootSearchIters and levelSearchIters are the golden-section steps of
+	// the multiplier searches: for the whole service (it orders the
+	// levels) and for each level's subproblem that is not ruled out.
+	rootSearchIters, levelSearchIters = 36, 24
 	// firstTDiv sets the first exact pass's floor at U − (U − lb)/firstTDiv.
 	firstTDiv = 8.0
 )

@@ -66,13 +66,18 @@ import (
 //     pass (the 64 best states per layer) first finds good incumbents.
 //     Bounds only remove states whose every completion is strictly worse
 //     than a real allocation, so exactness is kept.
-//  5. Reduced-cost fixing (reduced.go). On larger single-service problems
-//     a Lagrangian bound that keeps the load cost exact, and a second one
-//     that adapts the load price per state, drop every option and state
-//     that cannot reach a floor; a pass that finds an allocation at or
-//     above its floor is certified optimal, and the floor falls to the
-//     best known allocation at worst. Again only states whose every
-//     completion is worse than a real allocation are removed.
+//  5. Reduced-cost fixing (reduced.go). Larger single-service problems
+//     are split by load-cost level: the subproblem at level ℓ charges
+//     β·ℓ/maxLoadTime up front and lets a variant with a longer load time
+//     only stay off or keep its configuration; every subproblem answer is
+//     a real allocation worth at least what it is charged, and the optimum
+//     is charged exactly at its own level, so the best over the levels is
+//     optimal. Two Lagrangian bounds (one that adapts the load price per
+//     state) rule out most levels and drop every option and state that
+//     cannot reach a floor; a level is done once an allocation at or above
+//     its floor is known, and the floor falls to the best known allocation
+//     at worst. Again only states whose every completion is worse than a
+//     real allocation are removed.
 //  6. Services. Each service's pass gives the best (served, objective) for
 //     every core count k ≤ B; lexicographic pairs add, so a max-plus knapsack
 //     over these tables (only at the core counts where a table improves) is
@@ -173,6 +178,9 @@ type svc struct {
 	levels  []float64   // 0 and the distinct load times, ascending
 	ltLvl   []int32     // per ordered variant: index of its load time in levels
 	rd      *reduced    // reduced-cost fixing for the current DP pass (nil = off)
+	// offset is added to every value the DP computes: the load cost charged
+	// up front by a load-cost level's subproblem (reduced.go), else 0.
+	offset float64
 }
 
 type solver struct {
@@ -366,7 +374,7 @@ func (s *solver) dp(sv *svc, beam int) run {
 	}
 	inc := sv.inc // best true (served, objective) at ≤ k found so far
 	single := len(s.p.Services) == 1
-	r.layers[0] = []state{{parent: -1, opt: -1}}
+	r.layers[0] = []state{{v: sv.offset, parent: -1, opt: -1}}
 	B := int32(s.B)
 	nl := len(sv.levels)
 	W := s.B + 2

@@ -249,3 +249,42 @@ func TestReducedMatchesPlainDP(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeOptima solves the 50-variant × 1,000-core benchmark instances
+// (replicas, load costs) and compares with optima recorded by independent
+// runs: 50x1000r by the plain DP (no reduced-cost fixing; 172 s), the eight
+// 50x1000r-vN by the previous reduced-cost search (commit d3dfebe, which
+// bounded the load cost by buckets instead of splitting by level and pruned
+// differently). Brute force cannot reach this size; these keep the level
+// split honest where it is used in earnest.
+func TestLargeOptima(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large instances")
+	}
+	for _, tc := range []struct {
+		name string
+		want float64
+	}{
+		{"50x1000r", 0.660919975065},
+		{"50x1000r-v0", 0.692382240888},
+		{"50x1000r-v1", 0.680594654549},
+		{"50x1000r-v2", 0.672951751336},
+		{"50x1000r-v3", 0.659976565930},
+		{"50x1000r-v4", 0.654989707703},
+		{"50x1000r-v5", 0.640429151874},
+		{"50x1000r-v6", 0.625949408655},
+		{"50x1000r-v7", 0.627903849402},
+	} {
+		p := BenchmarkInstance(tc.name)
+		got, err := Solve(p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !got.Feasible || math.Abs(got.Objective-tc.want) > 1e-9 {
+			t.Errorf("%s: feasible %v objective %.12f, want %.12f", tc.name, got.Feasible, got.Objective, tc.want)
+		}
+		if ev := Evaluate(p, got.Allocations); math.Abs(ev.Objective-got.Objective) > 1e-9 || ev.Cores > p.Budget {
+			t.Errorf("%s: allocation re-evaluates to %+v, solution says %v", tc.name, ev, got.Objective)
+		}
+	}
+}
