@@ -29,6 +29,13 @@
 # throughput ratio the server would reach with its CPU wholly its own (it
 # does not depend on how much of the CPU other processes took).
 #
+# A/B: a kind "json@TAG" or "binary@TAG" runs that kind against another
+# build of the binary, named by the env var BIN_TAG (e.g. one built from a
+# `git worktree` of the previous commit), in the same rounds:
+#
+#   BIN_old=/tmp/old/infadapter KINDS="raw json json@old binary binary@old" \
+#     flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
+#
 #   flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 #   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary batched"
 #        ROUNDS=5 DURATION=3 CONNS=8 INTRA=1 SERVER_CPU=0 CLIENT_CPU=1
@@ -87,11 +94,11 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 TICK=$(getconf CLK_TCK)
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# start_server MODEL [extra flags]: sets SRV_PID and URL, waits until ready.
+# start_server BINARY MODEL [extra flags]: sets SRV_PID and URL, waits until ready.
 start_server() {
-  local model=$1
-  shift
-  taskset -c "$SERVER_CPU" "$TMP/infadapter" serve-model --model "third_party/models/fmnist/$model.onnx" \
+  local bin=$1 model=$2
+  shift 2
+  taskset -c "$SERVER_CPU" "$bin" serve-model --model "third_party/models/fmnist/$model.onnx" \
     --port 0 --threads 1 --intra-op-threads "$INTRA" --warmup 20 "$@" >"$TMP/srv.out" 2>"$TMP/srv.err" &
   SRV_PID=$!
   for _ in $(seq 200); do
@@ -141,12 +148,19 @@ for round in $(seq "$ROUNDS"); do
         line="$rps $cores $(awk -v r="$rps" -v c="$cores" 'BEGIN { printf "%.1f", 1e6 * c / r }')"
         ;;
       json | binary)
-        start_server "$model"
+        start_server "$TMP/infadapter" "$model"
         line=$(run_wrk "$kind" "$model" "$CONNS")
         stop_server
         ;;
+      json@* | binary@*)
+        binvar="BIN_${kind#*@}"
+        [[ -x "${!binvar:-}" ]] || { echo "kind $kind: set $binvar to an infadapter binary" >&2; exit 2; }
+        start_server "${!binvar}" "$model"
+        line=$(run_wrk "${kind%@*}" "$model" "$CONNS")
+        stop_server
+        ;;
       batched)
-        start_server "$model" --dynamic-batch "$BATCH_MAX" --dynamic-batch-delay-us "$BATCH_DELAY"
+        start_server "$TMP/infadapter" "$model" --dynamic-batch "$BATCH_MAX" --dynamic-batch-delay-us "$BATCH_DELAY"
         line=$(run_wrk batched "$model" "$BATCH_CONNS")
         stop_server
         ;;

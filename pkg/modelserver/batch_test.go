@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,11 +245,9 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-func newHTTPServer(t testing.TB, h http.Handler) string {
+func newHTTPServer(t testing.TB, s *Server) string {
 	t.Helper()
-	hs := httptest.NewServer(h)
-	t.Cleanup(hs.Close)
-	return hs.URL
+	return serveTest(t, s).URL
 }
 
 // TestServeProcessWithDynamicBatching runs a serve-model process (Main)

@@ -177,10 +177,7 @@ func putFloats(fb *floatBuf) {
 // read in one piece into a buffer of that size; a chunked one goes through
 // oip.ReadBody.
 func (s *Server) readBody(r *http.Request) (*byteBuf, error) {
-	max := s.cfg.MaxBodyBytes
-	if max <= 0 {
-		max = oip.DefaultMaxBodyBytes
-	}
+	max := s.maxBody()
 	if r.ContentLength < 0 {
 		b, err := oip.ReadBody(r.Body, max)
 		return &byteBuf{b: b}, err

@@ -7,12 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	"github.com/infadapter/infadapter/pkg/internal/httpfast"
 )
 
 // ListeningPrefix starts the line Serve prints once it listens, followed by
@@ -136,7 +137,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := srv.NewHTTPServer(httpfast.Options{ReadHeaderTimeout: 10 * time.Second, Log: log})
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "%shttp://%s\n", ListeningPrefix, ln.Addr())

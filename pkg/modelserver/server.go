@@ -202,7 +202,7 @@ func (s *Server) fail(w http.ResponseWriter, k oip.Kind, start time.Time, err er
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request, route oip.Route, start time.Time) {
 	if !s.Ready() {
-		s.fail(w, route.Kind, start, &oip.RequestError{Status: http.StatusServiceUnavailable, Msg: "model " + s.cfg.Name + " is not ready (warming up)"})
+		s.fail(w, route.Kind, start, s.notReady())
 		return
 	}
 	body, err := s.readBody(r)
@@ -211,21 +211,34 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, route oip.Route, 
 		s.fail(w, route.Kind, start, err)
 		return
 	}
+	s.inferBody(r.Context(), w, route.Kind, body.b, r.Header[HeaderBinaryLength], start)
+}
+
+func (s *Server) notReady() error {
+	return &oip.RequestError{Status: http.StatusServiceUnavailable, Msg: "model " + s.cfg.Name + " is not ready (warming up)"}
+}
+
+// inferBody answers an inference request (kind KindInfer or KindTFPredict)
+// whose body has been read; binHdr is the request's
+// Inference-Header-Content-Length values (nil when absent). Both the
+// net/http path (infer) and the fast path (ServeFast) end here.
+func (s *Server) inferBody(ctx context.Context, w http.ResponseWriter, kind oip.Kind, body []byte, binHdr []string, start time.Time) {
+	var err error
 	inBuf := getFloats()
 	defer putFloats(inBuf)
 	var req v2Req
 	binOut := false
-	if route.Kind == oip.KindInfer {
-		if hl, ok := r.Header[HeaderBinaryLength]; ok {
-			req, binOut, err = s.decodeBinary(body.b, hl, inBuf.f[:0])
+	if kind == oip.KindInfer {
+		if binHdr != nil {
+			req, binOut, err = s.decodeBinary(body, binHdr, inBuf.f[:0])
 		} else {
-			req, binOut, err = s.decodeV2(body.b, inBuf.f[:0])
+			req, binOut, err = s.decodeV2(body, inBuf.f[:0])
 		}
 	} else {
-		req.in, err = s.decodeTF(body.b)
+		req.in, err = s.decodeTF(body)
 	}
 	if err != nil {
-		s.fail(w, route.Kind, start, err)
+		s.fail(w, kind, start, err)
 		return
 	}
 	inBuf.f = req.in[:0] // keep a grown buffer for the next request
@@ -233,21 +246,21 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, route oip.Route, 
 	outBuf := getFloats()
 	defer putFloats(outBuf)
 	t0 := time.Now()
-	out, err := s.runner.Infer(r.Context(), req.in, outBuf.f[:0])
+	out, err := s.runner.Infer(ctx, req.in, outBuf.f[:0])
 	s.metrics.inference.Observe(time.Since(t0).Seconds())
 	outBuf.f = out[:0]
 	if err != nil {
-		if r.Context().Err() != nil {
+		if ctx.Err() != nil {
 			// The client went away while queued: 499 in nginx's vocabulary.
-			s.metrics.observe(route.Kind, 499, time.Since(start))
+			s.metrics.observe(kind, 499, time.Since(start))
 			return
 		}
-		s.fail(w, route.Kind, start, err)
+		s.fail(w, kind, start, err)
 		return
 	}
 	h := w.Header()
 	h[oip.VariantHeader] = s.variantHdr
-	if route.Kind == oip.KindInfer {
+	if kind == oip.KindInfer {
 		resp := getBytes(0)
 		defer putBytes(resp)
 		if binOut {
@@ -275,7 +288,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, route oip.Route, 
 	}
 	b, _ := json.Marshal(rows)
 	oip.WriteJSON(w, http.StatusOK, oip.PredictResponse{Predictions: b})
-	s.metrics.observe(route.Kind, http.StatusOK, time.Since(start))
+	s.metrics.observe(kind, http.StatusOK, time.Since(start))
 }
 
 // HeaderBinaryLength is the OIP v2 / Triton binary tensor data extension's

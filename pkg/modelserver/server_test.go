@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infadapter/infadapter/pkg/internal/httpfast"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -43,7 +46,7 @@ func loadModel(t testing.TB, name string, workers int) *Model {
 	return m
 }
 
-func newTestServer(t testing.TB, model string) (*Server, *httptest.Server) {
+func newTestServer(t testing.TB, model string) (*Server, *testServer) {
 	t.Helper()
 	m := loadModel(t, model, 2)
 	s, err := NewServer(Config{Name: model, MaxBatch: 4, MaxBodyBytes: 1 << 20}, m)
@@ -53,9 +56,31 @@ func newTestServer(t testing.TB, model string) (*Server, *httptest.Server) {
 	if err := m.WarmUp(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(hs.Close)
-	return s, hs
+	return s, serveTest(t, s)
+}
+
+var stdServer = flag.Bool("std-server", false, "run the HTTP tests against net/http's server instead of the fast path (Server.NewHTTPServer)")
+
+// testServer is a running HTTP server for a Server.
+type testServer struct{ URL string }
+
+// serveTest serves s on a loopback port for the test: with the fast path
+// (NewHTTPServer, as serve-model does), or net/http with -std-server.
+func serveTest(t testing.TB, s *Server) *testServer {
+	t.Helper()
+	if *stdServer {
+		hs := httptest.NewServer(s)
+		t.Cleanup(hs.Close)
+		return &testServer{URL: hs.URL}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := s.NewHTTPServer(httpfast.Options{})
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	return &testServer{URL: "http://" + ln.Addr().String()}
 }
 
 func do(t *testing.T, method, url, body string) (int, string) {

@@ -1,0 +1,495 @@
+package httpfast
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/infadapter/infadapter/pkg/internal/httptok"
+)
+
+// Handler serves the requests a Server takes on its fast path.
+type Handler interface {
+	// Fast reports whether the request with head h (accepted by ParseHead)
+	// is served by ServeFast; if not, the connection, this request
+	// included, is handed to the fallback net/http server. It must not
+	// keep h.
+	Fast(h *Head) bool
+	// ServeFast serves one request: it reads the body with c.ReadBody (or
+	// skips it with c.SkipBody) and writes the answer to w, which buffers
+	// it; the Server sends it with a Content-Length once ServeFast
+	// returns. It returns false when the connection must close after the
+	// answer (also when the body was not read).
+	ServeFast(c *Conn, h *Head, w *ResponseWriter) (keep bool)
+}
+
+// Options configure a Server; zero values take the defaults noted.
+type Options struct {
+	// Fallback serves every request the fast path does not take (required).
+	Fallback http.Handler
+	// Timeouts as http.Server's: IdleTimeout between requests (default
+	// 2 min), ReadHeaderTimeout for a request head (default 10 s),
+	// ReadTimeout for a body (default 1 min).
+	IdleTimeout, ReadHeaderTimeout, ReadTimeout time.Duration
+	// Log receives panics of ServeFast and accept errors (default: discard).
+	Log *slog.Logger
+}
+
+// Buffer sizes of a connection. A request head must fit the read buffer
+// (a larger one goes to net/http, whose limit is 1 MB).
+const (
+	readBufSize  = 8 << 10
+	writeBufSize = 8 << 10
+	// keepBuf: a ResponseWriter keeps its body buffer between requests up
+	// to this size (larger ones are left to the GC).
+	keepBuf = 64 << 10
+)
+
+// Server serves HTTP/1.1 on a listener with a fast path for the requests
+// its Handler takes and net/http (Options.Fallback) for the rest, on the
+// same port (see the package comment). A connection starts on the fast
+// path; on the first request the fast path does not take, it is handed,
+// with the bytes already buffered, to an http.Server and stays there.
+type Server struct {
+	h   Handler
+	std *http.Server
+	hl  *HandoffListener
+	log *slog.Logger
+
+	idleTimeout, headerTimeout, readTimeout time.Duration
+
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*Conn]struct{}
+	stdOnce  sync.Once
+	shutdown atomic.Bool
+}
+
+// NewServer returns a Server for h (not yet serving; call Serve).
+func NewServer(h Handler, o Options) *Server {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{h: h, log: o.Log, idleTimeout: o.IdleTimeout, headerTimeout: o.ReadHeaderTimeout, readTimeout: o.ReadTimeout,
+		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}, hl: NewHandoffListener()}
+	s.std = &http.Server{Handler: o.Fallback, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout,
+		IdleTimeout: o.IdleTimeout}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown or Close (then it returns
+// http.ErrServerClosed) or an accept error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	s.stdOnce.Do(func() {
+		s.hl.SetAddr(ln.Addr())
+		go func() { _ = s.std.Serve(s.hl) }()
+	})
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept error; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		fc := &Conn{c: c, s: s}
+		s.mu.Lock()
+		if s.shutdown.Load() {
+			s.mu.Unlock()
+			c.Close()
+			return http.ErrServerClosed
+		}
+		s.conns[fc] = struct{}{}
+		s.mu.Unlock()
+		go fc.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections and waits for busy
+// ones to finish their request (both paths), or until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.close()
+	stdErr := make(chan error, 1)
+	go func() { stdErr <- s.std.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !s.closeIdle() {
+		select {
+		case <-ctx.Done():
+			s.closeAll()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return <-stdErr
+}
+
+// Close closes the listeners and every connection now.
+func (s *Server) Close() error {
+	s.close()
+	s.closeAll()
+	return s.std.Close()
+}
+
+func (s *Server) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Swap(true) {
+		return
+	}
+	for ln := range s.lns {
+		ln.Close()
+	}
+	s.hl.Close()
+}
+
+// closeIdle closes the fast-path connections waiting for a request and
+// reports whether none are left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
+		if fc.state.CompareAndSwap(stateIdle, stateClosed) {
+			fc.c.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fc := range s.conns {
+		fc.state.Store(stateClosed)
+		fc.c.Close()
+	}
+}
+
+func (s *Server) forget(fc *Conn) {
+	s.mu.Lock()
+	delete(s.conns, fc)
+	s.mu.Unlock()
+}
+
+const (
+	stateIdle   = iota // waiting for (the rest of) a request head
+	stateActive        // serving a request
+	stateClosed        // closed by Shutdown/Close
+)
+
+// Conn is one client connection on the fast path.
+type Conn struct {
+	c     net.Conn
+	s     *Server
+	state atomic.Int32
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	rdl   time.Time // the read deadline set
+	head  Head
+	w     ResponseWriter
+}
+
+// RemoteAddr is the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.c.RemoteAddr() }
+
+func (c *Conn) serve() {
+	handedOff := false
+	defer func() {
+		if err := recover(); err != nil {
+			c.s.log.Error("panic serving a connection", "remote", c.c.RemoteAddr(), "panic", err)
+		}
+		c.s.forget(c)
+		if !handedOff {
+			c.c.Close()
+		}
+	}()
+	c.br = bufio.NewReaderSize(c.c, readBufSize)
+	c.bw = bufio.NewWriterSize(c.c, writeBufSize)
+	c.w.hdr = http.Header{}
+	h := &c.head
+	for {
+		n, err := c.readHead()
+		if err != nil {
+			if errors.Is(err, errHandOff) {
+				handedOff = c.handOff()
+			}
+			return
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // closed by Shutdown
+		}
+		buf, _ := c.br.Peek(n)
+		if !ParseHead(buf, h) || !c.s.h.Fast(h) {
+			handedOff = c.handOff()
+			return
+		}
+		_, _ = c.br.Discard(n)
+		c.w.reset()
+		keep := c.s.h.ServeFast(c, h, &c.w) && !h.Close && !c.w.close
+		c.w.close = !keep
+		c.w.writeTo(c.bw)
+		if c.br.Buffered() == 0 || !keep {
+			// Pipelined requests already buffered are answered before
+			// flushing, in one write.
+			if c.bw.Flush() != nil {
+				return
+			}
+		}
+		if !keep || c.s.shutdown.Load() {
+			return
+		}
+		// The next read on a keep-alive connection nearly always fails
+		// with EAGAIN first (the client sends its next request only after
+		// reading this answer), a wasted read(2) per request. It cannot be
+		// skipped through syscall.RawConn (a callback that declines the
+		// first try to wait for readiness): RawConn.Read resets the
+		// descriptor's readiness before calling it, so a request that
+		// arrived in between would never wake the wait (tried: tests hung
+		// until the idle timeout).
+		c.state.Store(stateIdle)
+	}
+}
+
+var errHandOff = errors.New("hand off to net/http")
+
+// setReadDeadline moves the read deadline to dl unless it is already
+// within readDeadlineSlack after dl: between back-to-back requests the
+// idle deadline then moves once every readDeadlineSlack, not per request
+// (a runtime timer update each). A timeout may so fire up to that much
+// late, never early.
+func (c *Conn) setReadDeadline(dl time.Time) {
+	if !c.rdl.Before(dl) && c.rdl.Sub(dl) < readDeadlineSlack {
+		return
+	}
+	c.rdl = dl.Add(readDeadlineSlack / 2)
+	_ = c.c.SetReadDeadline(c.rdl)
+}
+
+const readDeadlineSlack = time.Second
+
+// readHead waits until the read buffer holds a complete request head and
+// returns its length. errHandOff: it does not fit the buffer, or it broke
+// off (net/http then answers or closes as it would).
+func (c *Conn) readHead() (int, error) {
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if n := FindHeadEnd(buf); n >= 0 {
+			return n, nil
+		}
+		if len(buf) == c.br.Size() {
+			return 0, errHandOff
+		}
+		tmo := c.s.headerTimeout
+		if len(buf) == 0 {
+			tmo = c.s.idleTimeout
+		}
+		c.setReadDeadline(time.Now().Add(tmo))
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			if len(buf) > 0 && !errors.Is(err, io.EOF) {
+				return 0, errHandOff
+			}
+			return 0, err
+		}
+	}
+}
+
+// handOff gives the connection, with its unread buffered bytes, to the
+// net/http server; false if that server is gone.
+func (c *Conn) handOff() bool {
+	if c.bw.Flush() != nil {
+		return false
+	}
+	_ = c.c.SetReadDeadline(time.Time{})
+	c.rdl = time.Time{}
+	return c.s.hl.Hand(c.c, c.br)
+}
+
+// ReadBody reads the request body, h.ContentLength bytes, into dst
+// (len(dst) must be h.ContentLength), answering Expect: 100-continue
+// first when the body is not already here. After an error the connection
+// must close.
+func (c *Conn) ReadBody(h *Head, dst []byte) error {
+	if int64(len(dst)) != h.ContentLength {
+		return errors.New("httpfast: ReadBody buffer does not match Content-Length")
+	}
+	if int64(c.br.Buffered()) < h.ContentLength {
+		if h.Expect100 {
+			_, _ = c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := c.bw.Flush(); err != nil {
+				return err
+			}
+		}
+		c.setReadDeadline(time.Now().Add(c.s.readTimeout))
+	}
+	_, err := io.ReadFull(c.br, dst)
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// SkipBody discards the request body when it is already buffered or
+// small (256 kB); false when the connection must close instead.
+func (c *Conn) SkipBody(h *Head) bool {
+	if h.Close || h.Expect100 && int64(c.br.Buffered()) < h.ContentLength || h.ContentLength > 256<<10 {
+		return false
+	}
+	c.setReadDeadline(time.Now().Add(c.s.readTimeout))
+	_, err := c.br.Discard(int(h.ContentLength))
+	return err == nil
+}
+
+// ResponseWriter is the http.ResponseWriter of a fast-path request. It
+// buffers the body and sends it with a Content-Length; it writes HTTP/1.1
+// with keep-alive unless the connection closes afterwards.
+type ResponseWriter struct {
+	hdr         http.Header
+	status      int
+	wroteHeader bool
+	buf         []byte
+	close       bool
+}
+
+var _ http.ResponseWriter = (*ResponseWriter)(nil)
+
+func (w *ResponseWriter) reset() {
+	clear(w.hdr)
+	w.status, w.wroteHeader, w.close = 0, false, false
+	if cap(w.buf) > keepBuf {
+		w.buf = nil
+	}
+	w.buf = w.buf[:0]
+}
+
+// Header is the response header; Content-Length, Connection,
+// Transfer-Encoding, Keep-Alive, Trailer and Upgrade in it are ignored.
+func (w *ResponseWriter) Header() http.Header { return w.hdr }
+
+// WriteHeader sets the status (the first call wins; 1xx are ignored).
+func (w *ResponseWriter) WriteHeader(code int) {
+	if w.wroteHeader || code < 200 || code > 999 {
+		return
+	}
+	w.wroteHeader, w.status = true, code
+}
+
+// Write appends p to the body.
+func (w *ResponseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+// CloseAfter makes the connection close after this answer (sent with
+// Connection: close).
+func (w *ResponseWriter) CloseAfter() { w.close = true }
+
+// writeTo writes the whole response into bw (not flushed).
+func (w *ResponseWriter) writeTo(bw *bufio.Writer) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	var nb [20]byte
+	bw.WriteString("HTTP/1.1 ")
+	bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+	bw.WriteByte(' ')
+	if t := http.StatusText(w.status); t != "" {
+		bw.WriteString(t)
+	} else {
+		bw.WriteString("status code ")
+		bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+	}
+	bw.WriteString("\r\n")
+	hasDate := false
+	for k, vs := range w.hdr {
+		switch k {
+		case "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Trailer", "Upgrade":
+			continue
+		case "Date":
+			hasDate = true
+		}
+		if !validHeaderName(k) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if !hasDate {
+		bw.WriteString("Date: ")
+		bw.WriteString(Date())
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("Content-Length: ")
+	bw.Write(strconv.AppendInt(nb[:0], int64(len(w.buf)), 10))
+	bw.WriteString("\r\n")
+	if w.close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	bw.Write(w.buf)
+}
+
+// validHeaderName: a non-empty token (net/http drops other names too).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !httptok.IsTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeHeaderValue writes v with CR and LF replaced by spaces, as
+// net/http does, so no value can split the response.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			bw.WriteByte(' ')
+		} else {
+			bw.WriteByte(c)
+		}
+	}
+}
