@@ -537,6 +537,23 @@ func (s *solver) dp(sv *svc, beam int) run {
 			}
 		}
 		s.cands, s.ubs = cands, ubs
+		if last && single {
+			// One service: only the best final state is ever read (the
+			// answer at the full budget), so keep just that one.
+			best := -1
+			for j := range cands {
+				c := &cands[j]
+				if b := &cands[max(best, 0)]; best < 0 || better(c.L, c.v-sv.betaLT*c.lc, b.L, b.v-sv.betaLT*b.lc) {
+					best = j
+				}
+			}
+			if best >= 0 {
+				r.layers[i+1] = []state{cands[best]}
+			} else {
+				r.layers[i+1] = []state{}
+			}
+			break
+		}
 		// Dominance pruning (see Solve): order by L desc, k asc, value desc
 		// and drop a state when a kept one with L' ≥ L and k' ≤ k has
 		// v' − a·L' ≥ v − a·L + β·max(0, lc' − lc)/maxLT.
