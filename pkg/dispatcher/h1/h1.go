@@ -41,6 +41,8 @@ func (p *Pool) Close() {
 type pconn struct {
 	deadline atomic.Int64 // unix nanos of the socket deadline; 0: none
 	c        net.Conn
+	cr       *connReader // under br
+	cw       wroteWriter // under bw
 	br       *bufio.Reader
 	bw       *bufio.Writer
 }
@@ -144,7 +146,10 @@ func (p *Pool) dial(ctx context.Context) (*pconn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &pconn{c: c, br: bufio.NewReaderSize(c, 32<<10), bw: bufio.NewWriterSize(c, 32<<10)}, nil
+	pc := &pconn{c: c, cr: newConnReader(c), cw: wroteWriter{c: c}}
+	pc.br = bufio.NewReaderSize(pc.cr, 32<<10)
+	pc.bw = bufio.NewWriterSize(&pc.cw, 32<<10)
+	return pc, nil
 }
 
 // ErrStale marks a failure on a reused connection before any response
@@ -196,11 +201,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req Request) (*http.Response, erro
 
 func (p *Pool) exchange(ctx context.Context, pc *pconn, reused bool, req *Request) (*http.Response, error) {
 	stop := p.arm(ctx, pc)
-	writeRequest(pc.bw, p.host, req)
-	if err := pc.bw.Flush(); err != nil {
-		return p.fail(ctx, pc, stop, reused, err)
-	}
-	if _, err := pc.br.Peek(1); err != nil {
+	if err := pc.send(p.host, req); err != nil {
 		return p.fail(ctx, pc, stop, reused, err)
 	}
 	resp, err := http.ReadResponse(pc.br, &http.Request{Method: req.Method})

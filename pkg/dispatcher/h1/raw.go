@@ -67,11 +67,7 @@ func (p *Pool) exchangeRaw(ctx context.Context, pc *pconn, reused bool, req *Req
 		_, err = p.fail(ctx, pc, stop, reused && stale, err)
 		return err
 	}
-	writeRequest(pc.bw, p.host, req)
-	if err := pc.bw.Flush(); err != nil {
-		return fail(err, true)
-	}
-	if _, err := pc.br.Peek(1); err != nil {
+	if err := pc.send(p.host, req); err != nil {
 		return fail(err, true)
 	}
 	reuse, chunked, err := readRawHead(pc.br, req, resp)
