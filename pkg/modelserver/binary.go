@@ -44,7 +44,10 @@ func (s *Server) decodeBinary(body []byte, hl []string, dst []float32) (v2Req, b
 	if len(bytes.TrimSpace(header)) == 0 {
 		return req, false, s.badRequest("infer request: empty JSON header (%s = %d)", HeaderBinaryLength, n)
 	}
-	if err := json.Unmarshal(header, &r); err != nil {
+	if f, ok := fastV2Header(header); ok {
+		r = oip.InferRequest{ID: f.id, Parameters: f.params, Outputs: f.outputs,
+			Inputs: []oip.Tensor{{Name: f.name, Shape: f.shape, Datatype: f.dtype, Parameters: f.inParams}}}
+	} else if err := json.Unmarshal(header, &r); err != nil {
 		return req, false, s.badRequest("infer request: JSON header (%s = %d bytes): %v", HeaderBinaryLength, n, err)
 	}
 	if err := s.checkV2(len(r.Inputs), r.Outputs); err != nil {

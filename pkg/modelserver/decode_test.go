@@ -157,3 +157,42 @@ func TestParseNumberAgreesWithStrconv(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFastV2Header checks the binary extension's fast header decoder
+// against encoding/json (what decodeBinary falls back to): whenever it
+// accepts a header, json.Unmarshal into oip.InferRequest must accept it
+// too and read the same fields.
+func FuzzFastV2Header(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"r1","inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","parameters":{"binary_data_size":3136}}],"parameters":{"binary_data_output":true}}`,
+		` { "inputs" : [ { "parameters" : { "binary_data_size" : 4 } , "datatype" : "FP32" , "shape" : [ 1 ] , "name" : "x" } ] , "outputs" : [ { "name" : "y" , "parameters" : { "binary_data" : true } } ] } `,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":4},"data":[1]}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":null}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}],"Inputs":[]}`,
+		`{"inputs":[{"name":"x","datatype":"FP32","parameters":{"binary_data_size":4}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":"4"}}],"id":"\u00e9"}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"a":-0,"b":1.5e3,"c":null,"d":false,"e":"s\"t","a":01,"\xff":1}}]}`,
+		`{"parameters":{"binary_data_output":true,"x":{"y":1},"z":[1]},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{}}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, header []byte) {
+		got, ok := fastV2Header(header)
+		if !ok {
+			return
+		}
+		var want oip.InferRequest
+		if err := json.Unmarshal(header, &want); err != nil {
+			t.Fatalf("%s: fast path accepted, encoding/json: %v", header, err)
+		}
+		if len(want.Inputs) != 1 {
+			t.Fatalf("%s: fast path accepted, encoding/json: %d inputs", header, len(want.Inputs))
+		}
+		in := &want.Inputs[0]
+		if got.id != want.ID || got.name != in.Name || got.dtype != in.Datatype || !reflect.DeepEqual(got.shape, in.Shape) ||
+			!reflect.DeepEqual(got.outputs, want.Outputs) || !reflect.DeepEqual(got.params, want.Parameters) ||
+			!reflect.DeepEqual(got.inParams, in.Parameters) || len(in.Data) != 0 {
+			t.Fatalf("%s: fast %+v, encoding/json %+v", header, got, want)
+		}
+	})
+}
