@@ -561,7 +561,10 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 		// Requests ahead of this one on b: if fewer than its concurrency,
 		// this one is not queued and its latency is a service time.
 		queued := b.inFlight.Load()-1 >= b.concurrency()
-		sent := d.clock.Now()
+		sent := start // the first attempt: picking a backend took a few hundred ns at most
+		if attempt > 0 {
+			sent = d.clock.Now()
+		}
 		var status int
 		var copyErr, err error
 		if fw, ok := w.(*fastWriter); ok && b.pool != nil {
@@ -744,7 +747,8 @@ func (d *Dispatcher) relayRaw(ctx context.Context, w *fastWriter, r *proxyReq, b
 // unless queued (it found every slot of b busy), its duration estimates
 // b's service time (used by load shedding).
 func (d *Dispatcher) account(m *model, b *backend, status int, copyErr error, start, sent time.Time, queued bool) {
-	elapsed := d.clock.Since(start)
+	now := d.clock.Now() // one clock read for both durations (~0.1 µs each on a VM)
+	elapsed := now.Sub(start)
 	outcome := OutcomeOK
 	switch {
 	case copyErr != nil:
@@ -759,14 +763,14 @@ func (d *Dispatcher) account(m *model, b *backend, status int, copyErr error, st
 	b.variantArr.add(start)
 	switch status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		if b.fail(d.clock.Now(), d.cfg) {
+		if b.fail(now, d.cfg) {
 			d.metrics.ejections.WithLabelValues(m.name, b.spec.Variant).Inc()
 		}
 	default:
 		if copyErr == nil {
 			b.succeed()
 			if status < 400 && !queued {
-				b.observeLatency(d.clock.Since(sent))
+				b.observeLatency(now.Sub(sent))
 			}
 		}
 	}
