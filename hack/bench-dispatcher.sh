@@ -5,7 +5,10 @@
 #
 #   1. throughput at saturation: wrk (closed loop, -c connections) against
 #      the backend directly, nginx-proxy and our dispatcher, interleaved for
-#      ROUNDS rounds; the median of each is reported.
+#      ROUNDS rounds; the median of each is reported, and the CPU time per
+#      request of the proxy and of the backend (utime+stime from
+#      /proc/PID/stat around each wrk run): on a machine shared with other
+#      work the throughput swings with their load, CPU per request much less.
 #   2. added P99 at 50% load: our open-loop loadgen (Poisson arrivals,
 #      latency from the planned send time) at 50% — and at 25% — of nginx's
 #      saturation throughput against each; added = P99(proxy) - P99(direct).
@@ -33,6 +36,7 @@ NGX_PORT=${NGX_PORT:-18092}
 DSP_PORT=${DSP_PORT:-18093}
 JSON=0
 [[ "${1:-}" == "--json" ]] && JSON=1
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 for bin in "$NGINX" wrk go; do
@@ -101,6 +105,7 @@ log "building infadapter..."
 env ${DISPATCH_ENV:-} "$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP_PORT" --admin-listen "" \
   --backend "m=m@http://127.0.0.1:$BE_PORT" ${DISPATCH_ARGS:-} 2>"$TMP/dispatch.log" &
 PIDS+=($!)
+DSP_PID=$!
 
 REQ='{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":['$(printf '0,%.0s' $(seq 783))'0]}]}'
 cat > "$TMP/post.lua" <<LUA
@@ -117,21 +122,35 @@ for port in $BE_PORT $NGX_PORT $DSP_PORT; do
 done
 
 declare -A URLS=([direct]="http://127.0.0.1:$BE_PORT" [nginx]="http://127.0.0.1:$NGX_PORT" [dispatcher]="http://127.0.0.1:$DSP_PORT")
-declare -A TPUT
+# nginx masters and their workers (started by now: both answered above)
+NGX_PIDS="$(cat "$TMP/px/nginx.pid") $(pgrep -P "$(cat "$TMP/px/nginx.pid")" | tr '\n' ' ')"
+BE_PIDS="$(cat "$TMP/be/nginx.pid") $(pgrep -P "$(cat "$TMP/be/nginx.pid")" | tr '\n' ' ')"
+declare -A TPUT CPU BECPU
+declare -A PROC=([direct]="" [nginx]="$NGX_PIDS" [dispatcher]="$DSP_PID")
+TICK=$(getconf CLK_TCK)
+# cputicks PID...: utime+stime of the processes, in clock ticks.
+cputicks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 log "saturation: wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds"
-for name in direct nginx dispatcher; do : > "$TMP/tput.$name"; done
+for name in direct nginx dispatcher; do : > "$TMP/tput.$name"; : > "$TMP/cpu.$name"; : > "$TMP/becpu.$name"; done
 for r in $(seq "$ROUNDS"); do
   for name in direct nginx dispatcher; do
+    c0=$(cputicks ${PROC[$name]}); b0=$(cputicks $BE_PIDS)
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$TMP/post.lua" "${URLS[$name]}/v2/models/m/infer")
+    c1=$(cputicks ${PROC[$name]}); b1=$(cputicks $BE_PIDS)
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
     non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
-    echo "$rps" >> "$TMP/tput.$name"
-    log "  round $r $name: $rps req/s${non2xx:+ (non-2xx: $non2xx)}"
+    cpu=$(awk -v d=$((c1 - c0)) -v t="$TICK" -v n="$n" 'BEGIN {printf "%.1f", d * 1e6 / t / n}')
+    becpu=$(awk -v d=$((b1 - b0)) -v t="$TICK" -v n="$n" 'BEGIN {printf "%.1f", d * 1e6 / t / n}')
+    echo "$rps" >> "$TMP/tput.$name"; echo "$cpu" >> "$TMP/cpu.$name"; echo "$becpu" >> "$TMP/becpu.$name"
+    log "  round $r $name: $rps req/s, CPU per request: proxy $cpu us, backend $becpu us${non2xx:+ (non-2xx: $non2xx)}"
   done
 done
-for name in direct nginx dispatcher; do TPUT[$name]=$(median < "$TMP/tput.$name"); done
+for name in direct nginx dispatcher; do
+  TPUT[$name]=$(median < "$TMP/tput.$name"); CPU[$name]=$(median < "$TMP/cpu.$name"); BECPU[$name]=$(median < "$TMP/becpu.$name")
+done
 
 RATE=${LAT_RPS:-$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/2}')}
 LOW=${LOW_RPS:-$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/4}')}
@@ -172,7 +191,9 @@ for name in direct nginx dispatcher; do
   log "  $name: p50 $p50 ms  p99 $p99 ms  at $rps req/s${non2xx:+ (non-2xx: $non2xx)}${errs:+ ($errs)}"
 done
 
-PACED="$TMP/paced.txt" PACE_CONNS="$PACE_CONNS" PACE_MS="$PACE_MS" python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
+PACED="$TMP/paced.txt" PACE_CONNS="$PACE_CONNS" PACE_MS="$PACE_MS" LOAD0="$LOAD0" \
+  CPU="${CPU[nginx]} ${CPU[dispatcher]}" BECPU="${BECPU[direct]} ${BECPU[nginx]} ${BECPU[dispatcher]}" \
+  RATIOS="$(paste -d' ' "$TMP/tput.nginx" "$TMP/tput.dispatcher" | awk '{printf "%.2f ", $2/$1}')" python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
   "${TPUT[direct]}" "${TPUT[nginx]}" "${TPUT[dispatcher]}" \
   "${P50[direct.$RATE]}" "${P50[nginx.$RATE]}" "${P50[dispatcher.$RATE]}" \
   "${P99[direct.$RATE]}" "${P99[nginx.$RATE]}" "${P99[dispatcher.$RATE]}" \
@@ -199,9 +220,12 @@ for l in (half, lo):
 load = os.getloadavg()
 res = {
   "machine": {"cpus": os.cpu_count(), "cpu": next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-              "kernel": platform.release(), "loadavg1mAtEnd": load[0]},
+              "kernel": platform.release(), "loadavg1mAtStart": float(os.environ["LOAD0"]), "loadavg1mAtEnd": load[0]},
   "durationSeconds": dur, "rounds": rounds, "connections": conns,
   "throughputRps": t, "throughputRatioVsNginx": t["dispatcher"] / t["nginx"],
+  "throughputRatioPerRound": [float(x) for x in os.environ["RATIOS"].split()],
+  "proxyCpuUsPerRequest": dict(zip(("nginx", "dispatcher"), map(float, os.environ["CPU"].split()))),
+  "backendCpuUsPerRequest": dict(zip(N, map(float, os.environ["BECPU"].split()))),
   "latencyAtHalfLoad": dict(rps=rate, **half), "latencyAtQuarterLoad": dict(rps=low, **lo),
 }
 res["latencyAtHalfLoadWrkPaced"] = {"paceConnections": int(os.environ["PACE_CONNS"]), "paceMs": int(os.environ["PACE_MS"]), **paced,
@@ -215,6 +239,9 @@ if js:
 else:
   print(f"| | direct | nginx | dispatcher |\n|---|---|---|---|")
   print(f"| throughput at saturation, req/s (median of {rounds} x {dur} s, wrk -c{conns}) | {t['direct']:.0f} | {t['nginx']:.0f} | {t['dispatcher']:.0f} |")
+  pc, bc = res["proxyCpuUsPerRequest"], res["backendCpuUsPerRequest"]
+  print(f"| proxy CPU per request at saturation, us (median) | - | {pc['nginx']:.1f} | {pc['dispatcher']:.1f} |")
+  print(f"| backend CPU per request at saturation, us (median) | {bc['direct']:.1f} | {bc['nginx']:.1f} | {bc['dispatcher']:.1f} |")
   for name, l, r in (("50% load", half, rate), ("25% load", lo, low)):
     print(f"| P50 at {r} req/s ({name}), ms | {l['p50Ms']['direct']:.3f} | {l['p50Ms']['nginx']:.3f} | {l['p50Ms']['dispatcher']:.3f} |")
     print(f"| P99 at {r} req/s ({name}), ms | {l['p99Ms']['direct']:.3f} | {l['p99Ms']['nginx']:.3f} | {l['p99Ms']['dispatcher']:.3f} |")
@@ -224,5 +251,6 @@ else:
   print(f"| wrk-paced P50 / P99, ms | {wp['direct']['p50Ms']:.3f} / {wp['direct']['p99Ms']:.3f} | {wp['nginx']['p50Ms']:.3f} / {wp['nginx']['p99Ms']:.3f} | {wp['dispatcher']['p50Ms']:.3f} / {wp['dispatcher']['p99Ms']:.3f} |")
   print(f"| wrk-paced added P99 vs direct, ms | - | {wp['addedP99Ms']['nginx']:.3f} | {wp['addedP99Ms']['dispatcher']:.3f} |")
   print(f"\ndispatcher added P99 at ~50% load, wrk-paced = {wp['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms)")
-  print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 at 50% load = {half['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms); 1-min load average at the end: {load[0]:.1f} on {os.cpu_count()} CPUs")
+  print(f"\ndispatcher/nginx throughput per round: {', '.join(f'{x:.2f}' for x in res['throughputRatioPerRound'])}; CPU per request dispatcher/nginx = {pc['dispatcher'] / pc['nginx']:.2f}")
+  print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 at 50% load = {half['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms); 1-min load average {float(os.environ['LOAD0']):.1f} at the start, {load[0]:.1f} at the end, on {os.cpu_count()} CPUs")
 PY
