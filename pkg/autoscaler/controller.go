@@ -150,6 +150,7 @@ func NewFamilyController(ctx context.Context, cmw configmap.Watcher, o Options) 
 			return s
 		},
 	}
+	r.PromoteFunc = r.promote
 	impl := controller.NewContext(ctx, r, controller.ControllerOptions{WorkQueueName: "InfAdapterFamilies", Logger: logger.Named("families")})
 	r.EnqueueAfter = func(key string, after time.Duration) {
 		ns, name, _ := cache.SplitMetaNamespaceKey(key)

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	appsv1listers "k8s.io/client-go/listers/apps/v1"
 	corev1listers "k8s.io/client-go/listers/core/v1"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"knative.dev/pkg/logging"
+	"knative.dev/pkg/reconciler"
 	"knative.dev/serving/pkg/apis/autoscaling"
 	asv1alpha1 "knative.dev/serving/pkg/apis/autoscaling/v1alpha1"
 	"knative.dev/serving/pkg/apis/serving"
@@ -83,7 +85,15 @@ func NewInfAdapterDecider(cfg FamilyConfig, p profile.Profile) (decider.Decider,
 // FamilyReconciler runs the adaptation loop of every variant family. It is
 // keyed "namespace/family" and requeues itself: at the next decision time
 // when converged, after RetryDelay while a change is in flight.
+//
+// It is leader-aware like Knative's generated reconcilers: with several
+// replicas and leader election on, only the replica that leads a family's
+// bucket decides and acts for it; the others keep no loop for it, and a
+// replica that is promoted enqueues every family in its buckets (Promote),
+// starting each with an empty load history as after a restart.
 type FamilyReconciler struct {
+	reconciler.LeaderAwareFuncs
+
 	Clock          clock.PassiveClock
 	PALister       palisters.PodAutoscalerLister
 	RevisionLister servinglisters.RevisionLister
@@ -153,11 +163,40 @@ func (r *FamilyReconciler) Reconcile(ctx context.Context, key string) error {
 	if err != nil {
 		return nil // bad key: nothing to retry
 	}
+	if !r.IsLeaderFor(types.NamespacedName{Namespace: ns, Name: fam}) {
+		// Another replica leads this family; forget what we knew, so
+		// that a later promotion starts afresh rather than from stale
+		// history.
+		r.mu.Lock()
+		delete(r.fams, key)
+		r.mu.Unlock()
+		return nil
+	}
 	next, err := r.sync(ctx, ns, fam)
 	if next > 0 && r.EnqueueAfter != nil {
 		r.EnqueueAfter(key, next)
 	}
 	return err
+}
+
+// promote is the PromoteFunc: it enqueues every family in bucket b that
+// one of our class's PodAutoscalers names.
+func (r *FamilyReconciler) promote(b reconciler.Bucket, enq func(reconciler.Bucket, types.NamespacedName)) error {
+	pas, err := r.PALister.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	seen := map[types.NamespacedName]bool{}
+	for _, pa := range pas {
+		f := strings.TrimSpace(pa.Annotations[FamilyKey])
+		key := types.NamespacedName{Namespace: pa.Namespace, Name: f}
+		if f == "" || pa.Annotations[autoscaling.ClassAnnotationKey] != Class || seen[key] || !b.Has(key) {
+			continue
+		}
+		seen[key] = true
+		enq(b, key)
+	}
+	return nil
 }
 
 func (r *FamilyReconciler) retry() time.Duration {
