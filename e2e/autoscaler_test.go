@@ -720,7 +720,13 @@ func (d *loadDriver) run(ctx context.Context, t *testing.T) {
 			s.l.Close()
 		}
 	}()
-	tick := time.NewTicker(100 * time.Millisecond)
+	everyTick(ctx, 100*time.Millisecond, func(dt float64) { d.step(ctx, t, dt) })
+}
+
+// everyTick calls f every period with the seconds since its previous call
+// (the first: since everyTick started) until ctx ends.
+func everyTick(ctx context.Context, period time.Duration, f func(dt float64)) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	last := time.Now()
 	for {
@@ -730,7 +736,7 @@ func (d *loadDriver) run(ctx context.Context, t *testing.T) {
 		case now := <-tick.C:
 			dt := now.Sub(last).Seconds()
 			last = now
-			d.step(ctx, t, dt)
+			f(dt)
 		}
 	}
 }

@@ -76,28 +76,18 @@ func TestPrometheusMetricSource(t *testing.T) {
 		defer wg.Done()
 		frac := make([]float64, len(revs))
 		count := make([]int, len(revs))
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-tick.C:
-				dt := now.Sub(last).Seconds()
-				last = now
-				for i, r := range revs {
-					for frac[i] += r.rps * dt; frac[i] >= 1; frac[i]-- {
-						count[i]++
-						lat := r.fast
-						if r.slowEvery > 0 && count[i]%r.slowEvery == 0 {
-							lat = r.slow
-						}
-						hists[i].Observe(lat)
+		everyTick(ctx, 20*time.Millisecond, func(dt float64) {
+			for i, r := range revs {
+				for frac[i] += r.rps * dt; frac[i] >= 1; frac[i]-- {
+					count[i]++
+					lat := r.fast
+					if r.slowEvery > 0 && count[i]%r.slowEvery == 0 {
+						lat = r.slow
 					}
+					hists[i].Observe(lat)
 				}
 			}
-		}
+		})
 	}()
 	defer func() { cancel(); wg.Wait() }()
 
