@@ -23,6 +23,13 @@
 // FP32 after the JSON header, in requests and, on request, responses) and
 // TF Serving JSON.
 //
+// HTTP: serve-model serves through Server.NewHTTPServer — inference
+// requests (POST with a Content-Length to this model's infer/predict
+// paths) take a fast HTTP/1.1 path that parses the head straight from the
+// connection's buffer (pkg/internal/httpfast, shared with the dispatcher);
+// every other request is handed, with its connection, to net/http and
+// ServeHTTP on the same port. Both paths end in inferBody (fast.go).
+//
 // Batching: a request runs at batch 1 on the HTTP goroutine's own call into
 // ORT (no hand-off). Optionally (ServeConfig.DynamicBatch, off by default
 // because the committed profiles are batch-1 measurements) a Batcher

@@ -3,6 +3,7 @@ package modelserver
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/infadapter/infadapter/pkg/internal/httpfast"
+	"github.com/infadapter/infadapter/pkg/oip"
 )
 
 func rawPost(path, body string, extra ...string) string {
@@ -198,4 +200,69 @@ func roundTrip(t *testing.T, addr, req string) string {
 	var hdr bytes.Buffer
 	_ = resp.Header.Write(&hdr)
 	return fmt.Sprintf("%d\n%s\n%s", resp.StatusCode, hdr.String(), body)
+}
+
+// TestConcurrentRequestsOneWorker: many connections at once on a
+// one-worker model (requests then wait for the worker slot) all get their
+// own answer, the slot is free afterwards, and a request whose client
+// gave up while queued does not keep it.
+func TestConcurrentRequestsOneWorker(t *testing.T) {
+	m := loadModel(t, "cnn-s", 1)
+	s, err := NewServer(Config{Name: "cnn-s"}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetReady(true)
+	url := "http://" + fastServer(t, s) + "/v2/models/cnn-s/infer"
+	const n = 24
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			img := image(float32(i%4) / 3)
+			want, err := m.Infer(context.Background(), img, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp, err := http.Post(url, "application/json", strings.NewReader(v2Body([]int64{1, 784}, img)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r, err := oip.DecodeInferResponse(body)
+			if resp.StatusCode != 200 || err != nil {
+				errs <- fmt.Errorf("%d %v %s", resp.StatusCode, err, body)
+				return
+			}
+			got, _ := r.Outputs[0].Float32s()
+			if len(got) != len(want) || got[0] != want[0] || got[len(got)-1] != want[len(want)-1] {
+				errs <- fmt.Errorf("image %d: %v, want %v", i%4, got, want)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if len(s.slots) != 0 {
+		t.Errorf("%d slots held after all answers", len(s.slots))
+	}
+	// net/http's path: a client gone while queued leaves no slot held.
+	s.slots <- struct{}{} // the one worker slot is taken
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/v2/models/cnn-s/infer", strings.NewReader(v2Body([]int64{1, 784}, image(1))))
+	done := make(chan struct{})
+	go func() { s.ServeHTTP(rec, req); close(done) }()
+	cancel()
+	<-done
+	<-s.slots
+	if len(s.slots) != 0 {
+		t.Errorf("%d slots held after a cancelled request", len(s.slots))
+	}
 }
