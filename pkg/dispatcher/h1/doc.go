@@ -6,5 +6,8 @@
 // machine) are most of the added latency. The dispatcher uses it for
 // plain-http backends and the load generator for plain-http targets.
 // It speaks only what they need: one request at a time per connection, a
-// body given as bytes, no 100-continue, no proxies, no TLS.
+// body given as bytes, no 100-continue, no proxies, no TLS. A request that
+// fits the write buffer is sent from inside syscall.RawConn.Read's
+// callback, so the answer is awaited without the read(2) that net.Conn
+// would first try and that could only find nothing (sendwait.go).
 package h1
