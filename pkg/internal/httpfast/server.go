@@ -221,6 +221,9 @@ type Conn struct {
 	rdl   time.Time // the read deadline set
 	head  Head
 	w     ResponseWriter
+	// unread: the current request's body has not been read (ReadBody or
+	// SkipBody clear it); closing then lingers (see lingerClose).
+	unread bool
 }
 
 // RemoteAddr is the client's address.
@@ -234,6 +237,9 @@ func (c *Conn) serve() {
 		}
 		c.s.forget(c)
 		if !handedOff {
+			if c.unread && c.state.Load() != stateClosed {
+				c.lingerClose()
+			}
 			c.c.Close()
 		}
 	}()
@@ -258,6 +264,7 @@ func (c *Conn) serve() {
 			return
 		}
 		_, _ = c.br.Discard(n)
+		c.unread = h.ContentLength > 0
 		c.w.reset()
 		keep := c.s.h.ServeFast(c, h, &c.w) && !h.Close && !c.w.close
 		c.w.close = !keep
@@ -359,7 +366,29 @@ func (c *Conn) ReadBody(h *Head, dst []byte) error {
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
+	c.unread = err != nil
 	return err
+}
+
+// Bounds of lingerClose.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 16 << 20
+)
+
+// lingerClose runs before closing a connection whose last request's body
+// was not read (a 413, a 503 before the body): it sends FIN, then reads
+// and drops what the client still sends, for up to lingerTime or
+// lingerBytes. Closing with unread data makes the kernel send RST, and a
+// client still writing its body then gets "connection reset" instead of
+// the answer (net/http waits after its FIN for the same reason).
+func (c *Conn) lingerClose() {
+	cw, ok := c.c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.br, lingerBytes)
 }
 
 // SkipBody discards the request body when it is already buffered or
@@ -370,6 +399,7 @@ func (c *Conn) SkipBody(h *Head) bool {
 	}
 	c.setReadDeadline(time.Now().Add(c.s.readTimeout))
 	_, err := c.br.Discard(int(h.ContentLength))
+	c.unread = err != nil
 	return err == nil
 }
 

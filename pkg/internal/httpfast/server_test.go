@@ -221,3 +221,21 @@ func FuzzServer(f *testing.F) {
 		}
 	})
 }
+
+// TestServerLingersOnUnreadBody: an answer sent without reading a large
+// body (then the connection closes) reaches a client that is still
+// writing that body, instead of a connection reset.
+func TestServerLingersOnUnreadBody(t *testing.T) {
+	addr, _, _ := startEcho(t)
+	body := strings.Repeat("x", 4<<20)
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post("http://"+addr+"/fast/skip", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("try %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTeapot {
+			t.Fatalf("try %d: %d", i, resp.StatusCode)
+		}
+	}
+}
