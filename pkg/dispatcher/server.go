@@ -492,58 +492,9 @@ func (w *fastWriter) finish() {
 }
 
 func (w *fastWriter) writeHead(clen int64) {
-	bw := w.bw
-	w.writeStatusLine()
-	hasDate := false
-	for k, vs := range w.hdr {
-		switch k {
-		case "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Trailer", "Upgrade":
-			continue
-		case "Date":
-			hasDate = true
-		}
-		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeHeaderValue(bw, v)
-			bw.WriteString("\r\n")
-		}
-	}
-	w.endHead(clen, hasDate)
-}
-
-func (w *fastWriter) writeStatusLine() {
-	bw := w.bw
-	bw.WriteString("HTTP/1.1 ")
-	var nb [20]byte
-	bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
-	bw.WriteByte(' ')
-	if t := http.StatusText(w.status); t != "" {
-		bw.WriteString(t)
-	} else {
-		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
-	}
-	bw.WriteString("\r\n")
-}
-
-// endHead writes Date (unless the header had one), Content-Length,
-// Connection: close when closing, and the empty line.
-func (w *fastWriter) endHead(clen int64, hasDate bool) {
-	bw := w.bw
-	if !hasDate {
-		bw.WriteString("Date: ")
-		bw.WriteString(httpfast.Date())
-		bw.WriteString("\r\n")
-	}
-	var nb [20]byte
-	bw.WriteString("Content-Length: ")
-	bw.Write(strconv.AppendInt(nb[:0], clen, 10))
-	bw.WriteString("\r\n")
-	if w.close {
-		bw.WriteString("Connection: close\r\n")
-	}
-	bw.WriteString("\r\n")
+	httpfast.WriteStatusLine(w.bw, w.status)
+	hasDate := httpfast.WriteHeaderLines(w.bw, w.hdr)
+	httpfast.EndHead(w.bw, clen, hasDate, w.close)
 }
 
 // relayRaw writes a backend's raw response (head lines as received, plus
@@ -578,23 +529,11 @@ func (w *fastWriter) relayRaw(rr *h1.RawResponse, variant string) error {
 }
 
 func (w *fastWriter) writeRawHead(rr *h1.RawResponse, variant string) {
-	w.writeStatusLine()
+	httpfast.WriteStatusLine(w.bw, w.status)
 	w.bw.Write(rr.Header)
 	w.bw.WriteString(oip.VariantHeader)
 	w.bw.WriteString(": ")
 	w.bw.WriteString(variant)
 	w.bw.WriteString("\r\n")
-	w.endHead(w.declared, rr.HasDate)
-}
-
-// writeHeaderValue writes v with CR and LF replaced by spaces, as
-// net/http does, so no value can split the response.
-func writeHeaderValue(bw *bufio.Writer, v string) {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\r' || c == '\n' {
-			bw.WriteByte(' ')
-		} else {
-			bw.WriteByte(c)
-		}
-	}
+	httpfast.EndHead(w.bw, w.declared, rr.HasDate, w.close)
 }

@@ -455,19 +455,34 @@ func (w *ResponseWriter) writeTo(bw *bufio.Writer) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	WriteStatusLine(bw, w.status)
+	hasDate := WriteHeaderLines(bw, w.hdr)
+	EndHead(bw, int64(len(w.buf)), hasDate, w.close)
+	bw.Write(w.buf)
+}
+
+// WriteStatusLine writes "HTTP/1.1 <code> <reason>" and CRLF to bw.
+func WriteStatusLine(bw *bufio.Writer, code int) {
 	var nb [20]byte
 	bw.WriteString("HTTP/1.1 ")
-	bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+	bw.Write(strconv.AppendInt(nb[:0], int64(code), 10))
 	bw.WriteByte(' ')
-	if t := http.StatusText(w.status); t != "" {
+	if t := http.StatusText(code); t != "" {
 		bw.WriteString(t)
 	} else {
 		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+		bw.Write(strconv.AppendInt(nb[:0], int64(code), 10))
 	}
 	bw.WriteString("\r\n")
-	hasDate := false
-	for k, vs := range w.hdr {
+}
+
+// WriteHeaderLines writes hdr's fields to bw, leaving out the ones the
+// server sets itself (Content-Length, Connection, Transfer-Encoding,
+// Keep-Alive, Trailer, Upgrade) and names that are not tokens, and with CR
+// and LF in values replaced by spaces, as net/http does. It reports
+// whether hdr has a Date.
+func WriteHeaderLines(bw *bufio.Writer, hdr http.Header) (hasDate bool) {
+	for k, vs := range hdr {
 		switch k {
 		case "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Trailer", "Upgrade":
 			continue
@@ -484,19 +499,25 @@ func (w *ResponseWriter) writeTo(bw *bufio.Writer) {
 			bw.WriteString("\r\n")
 		}
 	}
+	return hasDate
+}
+
+// EndHead ends a response head: Date (unless the header had one),
+// Content-Length clen, Connection: close when closing, the empty line.
+func EndHead(bw *bufio.Writer, clen int64, hasDate, closing bool) {
+	var nb [20]byte
 	if !hasDate {
 		bw.WriteString("Date: ")
 		bw.WriteString(Date())
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("Content-Length: ")
-	bw.Write(strconv.AppendInt(nb[:0], int64(len(w.buf)), 10))
+	bw.Write(strconv.AppendInt(nb[:0], clen, 10))
 	bw.WriteString("\r\n")
-	if w.close {
+	if closing {
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
-	bw.Write(w.buf)
 }
 
 // validHeaderName: a non-empty token (net/http drops other names too).
