@@ -107,48 +107,17 @@ func scanArray(b []byte, i, depth int) int {
 		return i + 1
 	}
 	for i < len(b) {
-		// Tensors are long arrays of numbers: the common ones (no
-		// exponent) are scanned inline, without scanValue's dispatch.
-		c := b[i]
-		switch {
-		case '1' <= c && c <= '9':
-			i++
-			for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-				i++
-			}
-		case c == '0':
-			i++
-		case c == '-':
-			i = scanNum(b, i)
-			goto next
-		default:
+		// Tensors are long arrays of numbers: runs of "number,number,"
+		// are scanned by scanNumbers, a leaf loop that keeps everything in
+		// registers (with the calls below in the same loop the compiler
+		// reloaded the slice from the stack for every element).
+		if c := b[i]; c == '-' || '0' <= c && c <= '9' {
+			i = scanNumbers(b, i)
+		} else {
 			i = scanValue(b, i, depth)
-			goto next
 		}
-		if i < len(b) && b[i] == '.' {
-			i++
-			start := i
-			for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-				i++
-			}
-			if i == start {
-				return -1
-			}
-		}
-		if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-			i = scanExp(b, i)
-		}
-	next:
 		if i < 0 {
 			return -1
-		}
-		if i < len(b) && b[i] == ',' { // the common "1,2,3" without spaces
-			i++
-			if i < len(b) && b[i] > ' ' {
-				continue
-			}
-			i = skipWS(b, i)
-			continue
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
@@ -164,6 +133,85 @@ func scanArray(b []byte, i, depth int) int {
 		}
 	}
 	return -1
+}
+
+// scanNumbers scans the number starting at b[i] (a digit or '-') and,
+// while a comma follows directly, the numbers after it; it returns the
+// position after the last number (at the comma when the comma is not
+// directly followed by a number: whitespace, or a malformed "1,]", which
+// scanArray then judges), or -1 when a number is malformed. It calls
+// nothing, so its loop runs in registers, and it tests the common case
+// first: after a number's integer part, a comma.
+func scanNumbers(b []byte, i int) int {
+	for i < len(b) {
+		c := b[i]
+		neg := c == '-'
+		if neg {
+			i++
+			if i >= len(b) {
+				return -1
+			}
+			c = b[i]
+		}
+		if c == '0' {
+			i++
+		} else if c-'1' < 9 {
+			i++
+			for i < len(b) && b[i]-'0' < 10 {
+				i++
+			}
+		} else {
+			if neg {
+				return -1
+			}
+			return i - 1 // after a comma: not a number (the entry is one)
+		}
+		if i >= len(b) {
+			return i
+		}
+		c = b[i]
+		if c == ',' {
+			i++
+			continue
+		}
+		if c == '.' {
+			i++
+			start := i
+			for i < len(b) && b[i]-'0' < 10 {
+				i++
+			}
+			if i == start {
+				return -1
+			}
+			if i >= len(b) {
+				return i
+			}
+			c = b[i]
+			if c == ',' {
+				i++
+				continue
+			}
+		}
+		if c == 'e' || c == 'E' {
+			i++
+			if i < len(b) && (b[i] == '+' || b[i] == '-') {
+				i++
+			}
+			start := i
+			for i < len(b) && b[i]-'0' < 10 {
+				i++
+			}
+			if i == start {
+				return -1
+			}
+			if i < len(b) && b[i] == ',' {
+				i++
+				continue
+			}
+		}
+		return i
+	}
+	return i - 1 // a comma at the very end
 }
 
 // scanString scans a string starting at its opening quote b[i].
