@@ -80,6 +80,14 @@ clean:
 onnxruntime:
 	hack/install-onnxruntime.sh
 
+# Optional second family: torchvision ResNet18..152 with RANDOM weights and
+# published accuracy, exported to the cache (~650 MB; not CI, not `make run`;
+# needs python3-torchvision; see hack/export-resnet/README.md).
+.PHONY: resnet-models
+resnet-models:
+	@/usr/bin/python3 -c 'import torchvision' 2>/dev/null || { echo "resnet-models: needs Debian's python3-torchvision (apt-get install -y python3-torchvision libopenblas0-pthread)" >&2; exit 1; }
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 hack/export-resnet/export_resnet.py $(RESNET_DIR)
+
 # The paper's experiment in the simulator (needs ../shared/data/twitter-trace/workload.tbz2);
 # writes the comparison table to stdout and the HTML report to out/paper/.
 .PHONY: simulate-paper
