@@ -86,19 +86,29 @@ func scanObject(b []byte, i, depth int) int {
 		if i = scanValue(b, i, depth); i < 0 {
 			return -1
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1
-		default:
-			return -1
+		var done bool
+		if i, done = scanSep(b, i, '}'); done || i < 0 {
+			return i
 		}
 	}
+}
+
+// scanSep scans what follows a member or element at b[i]: a comma
+// (it returns the position of the next one, whitespace skipped) or the
+// closing byte (it returns the position after it and done); -1 for
+// anything else.
+func scanSep(b []byte, i int, closing byte) (next int, done bool) {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return -1, false
+	}
+	switch b[i] {
+	case ',':
+		return skipWS(b, i+1), false
+	case closing:
+		return i + 1, true
+	}
+	return -1, false
 }
 
 func scanArray(b []byte, i, depth int) int {
@@ -119,17 +129,9 @@ func scanArray(b []byte, i, depth int) int {
 		if i < 0 {
 			return -1
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return -1
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case ']':
-			return i + 1
-		default:
-			return -1
+		var done bool
+		if i, done = scanSep(b, i, ']'); done || i < 0 {
+			return i
 		}
 	}
 	return -1
