@@ -36,8 +36,10 @@ type loadgenFlags struct {
 	dataDir   string
 	samples   int
 	shape     string
+	images    int
 	json      bool
 	quiet     bool
+	shapeSet  bool // --shape given explicitly
 }
 
 func init() {
@@ -63,15 +65,21 @@ Schedule (one of):
 --peak rescales a trace or synthetic shape to that peak RPS.
 
 Bodies: --dataset fashion-mnist (default; Debian package
-dataset-fashion-mnist, test split, labelled, so accuracy is measured) or
---dataset zeros --shape 1,28,28 (unlabelled, for benchmarks).`,
+dataset-fashion-mnist, test split, labelled, so accuracy is measured),
+--dataset random (seeded random images of the model's input shape, asked
+from the endpoint's model metadata unless --shape is given: for families
+without a labelled data set such as the random-weight ResNets of
+'make resnet-models'; served accuracy is then reported as not measured)
+or --dataset zeros --shape 1,28,28 (unlabelled, for benchmarks).`,
 		Example: `  infadapter loadgen --target http://127.0.0.1:8080 --model fmnist --rps 100 --duration 30s
   infadapter loadgen --model fmnist --steps 20x20,150x20,20x20 --slo 750ms --json
+  infadapter loadgen --target http://127.0.0.1:8081 --model resnet18 --dataset random --rps 10 --duration 30s
   infadapter loadgen --model fmnist --trace ../shared/data/twitter-trace/workload.tbz2 --from 1300920 --to 1301520 --peak 150`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			f.shapeSet = cmd.Flags().Changed("shape")
 			return runLoadgen(ctx, f, cmd.OutOrStdout())
 		},
 	}
@@ -93,10 +101,11 @@ dataset-fashion-mnist, test split, labelled, so accuracy is measured) or
 	fl.Float64Var(&f.peak, "peak", 0, "rescale the trace so its busiest second has this RPS (0: as is)")
 	fl.IntVar(&f.from, "from", 0, "first second of the trace to replay")
 	fl.IntVar(&f.to, "to", 0, "end second (exclusive) of the trace window; 0 = end")
-	fl.StringVar(&f.dataset, "dataset", "fashion-mnist", "request bodies: fashion-mnist (labelled) or zeros")
+	fl.StringVar(&f.dataset, "dataset", "fashion-mnist", "request bodies: fashion-mnist (labelled), random (unlabelled images of the model's input shape) or zeros")
 	fl.StringVar(&f.dataDir, "data-dir", fashionmnist.DefaultDir, "directory of the Fashion-MNIST IDX files")
 	fl.IntVar(&f.samples, "samples", 1000, "distinct Fashion-MNIST test images to cycle through (0: all 10,000)")
-	fl.StringVar(&f.shape, "shape", "1,28,28", "tensor shape (without batch) for --dataset zeros")
+	fl.StringVar(&f.shape, "shape", "1,28,28", "tensor shape (without batch) for --dataset zeros; for --dataset random the default is the model's, from its metadata")
+	fl.IntVar(&f.images, "images", 8, "distinct images for --dataset random (each 3x224x224 request body is ~0.75 MB)")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON (no progress bar)")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	rootCmd.AddCommand(cmd)
@@ -120,7 +129,7 @@ func runLoadgen(ctx context.Context, f *loadgenFlags, out io.Writer) error {
 	if err != nil {
 		return badInput(err)
 	}
-	src, err := loadgenSource(f)
+	src, err := loadgenSource(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -210,33 +219,62 @@ func loadgenSchedule(f *loadgenFlags) ([]float64, error) {
 	return tr.RPS, nil
 }
 
-func loadgenSource(f *loadgenFlags) (loadgen.Source, error) {
+func loadgenSource(ctx context.Context, f *loadgenFlags) (loadgen.Source, error) {
 	switch f.dataset {
 	case "fashion-mnist":
 		set, err := fashionmnist.Load(f.dataDir, fashionmnist.Test, f.samples)
 		if err != nil {
 			if errors.Is(err, fashionmnist.ErrNotInstalled) {
-				return nil, fmt.Errorf("%w (apt-get install -y dataset-fashion-mnist, or --dataset zeros)", err)
+				return nil, fmt.Errorf("%w (apt-get install -y dataset-fashion-mnist, or --dataset random)", err)
 			}
 			return nil, err
 		}
 		return loadgen.FashionMNIST(f.cfg.Protocol, set, 0)
-	case "zeros":
+	case "zeros", "random":
 		var shape []int64
-		for _, p := range strings.Split(f.shape, ",") {
-			var d int64
-			if _, err := fmt.Sscan(strings.TrimSpace(p), &d); err != nil || d < 1 {
-				return nil, badInput(fmt.Errorf("--shape %q: want positive integers separated by commas", f.shape))
+		if f.dataset == "random" && !f.shapeSet {
+			mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			s, err := loadgen.InputShape(mctx, nil, f.cfg.Target, f.cfg.Model)
+			if err != nil {
+				return nil, fmt.Errorf("--dataset random: the model's input shape (give --shape to skip asking): %w", err)
 			}
-			shape = append(shape, d)
+			shape = s
+		} else {
+			var err error
+			if shape, err = parseShape(f.shape); err != nil {
+				return nil, badInput(err)
+			}
 		}
-		s, err := loadgen.Zeros(f.cfg.Protocol, shape)
+		var s loadgen.Samples
+		var err error
+		if f.dataset == "random" {
+			if f.images < 1 {
+				return nil, badInput(fmt.Errorf("--images %d: want at least 1", f.images))
+			}
+			s, err = loadgen.Random(f.cfg.Protocol, shape, f.images, f.cfg.Seed)
+		} else {
+			s, err = loadgen.Zeros(f.cfg.Protocol, shape)
+		}
 		if err != nil {
 			return nil, badInput(err)
 		}
 		return s, nil
 	}
-	return nil, badInput(fmt.Errorf("--dataset %q: want fashion-mnist or zeros", f.dataset))
+	return nil, badInput(fmt.Errorf("--dataset %q: want fashion-mnist, random or zeros", f.dataset))
+}
+
+// parseShape parses "3,224,224".
+func parseShape(spec string) ([]int64, error) {
+	var shape []int64
+	for _, p := range strings.Split(spec, ",") {
+		var d int64
+		if _, err := fmt.Sscan(strings.TrimSpace(p), &d); err != nil || d < 1 {
+			return nil, fmt.Errorf("--shape %q: want positive integers separated by commas", spec)
+		}
+		shape = append(shape, d)
+	}
+	return shape, nil
 }
 
 func printLoadgenReport(w io.Writer, r *loadgen.Report) {
@@ -248,6 +286,8 @@ func printLoadgenReport(w io.Writer, r *loadgen.Report) {
 	fmt.Fprintf(w, "SLO %.0f ms  violations %d (%.2f%%)\n", r.SLOMs, r.SLOViolations, r.SLOViolationPct)
 	if r.Accuracy != nil {
 		fmt.Fprintf(w, "accuracy    %.2f%% served (%d/%d labelled answers)\n", 100**r.Accuracy, r.Correct, r.Labelled)
+	} else if r.AccuracyNote != "" {
+		fmt.Fprintf(w, "accuracy    %s\n", r.AccuracyNote)
 	}
 	if len(r.Errors) > 0 {
 		fmt.Fprintf(w, "errors     ")

@@ -42,10 +42,15 @@ P99 of every 2 s window within the SLO. The result is a profile file
 (pkg/profile YAML) the optimiser plans with.
 
 Local mode (--family DIR): every DIR/*.onnx is a variant (order, accuracy and
-accuracy source from DIR/profile.yaml when present); each is started alone
+accuracy source from DIR/profile.yaml when present; that file may list
+accuracies without capacities, as 'make resnet-models' writes it); each is started alone
 through the local backend at each --cores count with the CPU enforced (cgroup
 quota or affinity; see the log), then measured. --accuracy re-measures top-1
 accuracy on the Fashion-MNIST test set (Debian dataset-fashion-mnist).
+Requests are images of each model's input shape (from its metadata):
+zeros for Fashion-MNIST, seeded random pixels otherwise. Accuracies marked
+'accuracySource: published' (the random-weight ResNet family) are shown as
+"published, not measured".
 
 Endpoint mode (--endpoint URL --model NAME): measures any OIP v2 endpoint;
 --cores is the single core count to record the result under.
@@ -53,7 +58,8 @@ Endpoint mode (--endpoint URL --model NAME): measures any OIP v2 endpoint;
 On a 2-core machine the load generator shares the CPUs with the server, so
 capacities of the cheapest variants are bounded by the client and HTTP.`,
 		Example: `  infadapter profile --family third_party/models/fmnist --cores 1,2 --out fmnist-profile.yaml
-  infadapter profile --endpoint http://127.0.0.1:8081 --model cnn-s --cores 1 --slo 20ms`,
+  infadapter profile --endpoint http://127.0.0.1:8081 --model cnn-s --cores 1 --slo 20ms
+  infadapter profile --family ~/.cache/infadapter/models/resnet --cores 1,2 --slo 750ms --out resnet-profile.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cores, err := parseCores(coresFlag)
@@ -160,6 +166,7 @@ capacities of the cheapest variants are bounded by the client and HTTP.`,
 			if err != nil {
 				return err
 			}
+			y = append(accuracyComment(prof), y...)
 			if out != "" {
 				if err := os.WriteFile(out, y, 0o644); err != nil {
 					return err
@@ -168,7 +175,7 @@ capacities of the cheapest variants are bounded by the client and HTTP.`,
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"profile": prof, "points": points, "config": cfg})
+				return enc.Encode(map[string]any{"profile": prof, "points": points, "config": cfg, "accuracy": accuracyLabels(prof)})
 			}
 			if out == "" {
 				_, err = os.Stdout.Write(y)
@@ -177,6 +184,11 @@ capacities of the cheapest variants are bounded by the client and HTTP.`,
 			for _, pt := range points {
 				fmt.Fprintf(os.Stderr, "%-14s %d core(s): peak %8.1f rps, capacity %8.1f rps (%d probes, %.0f s)\n",
 					pt.Variant, pt.Cores, pt.Result.PeakRPS, pt.Result.Capacity, len(pt.Result.Probes), pt.Seconds)
+			}
+			for _, v := range prof.Variants {
+				if v.AccuracySource != "" {
+					fmt.Fprintf(os.Stderr, "%-14s accuracy %s\n", v.Name, v.FormatAccuracy())
+				}
 			}
 			fmt.Fprintf(os.Stderr, "wrote %s\n", out)
 			return nil
@@ -206,6 +218,34 @@ capacities of the cheapest variants are bounded by the client and HTTP.`,
 	f.BoolVar(&asJSON, "json", false, "print the profile and every probe as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	rootCmd.AddCommand(cmd)
+}
+
+// accuracyComment heads the profile YAML: which accuracies were not
+// measured here (the file's accuracySource fields say it too, but a reader
+// of the numbers should not have to look).
+func accuracyComment(p profile.Profile) []byte {
+	var names []string
+	for _, v := range p.Variants {
+		if v.AccuracySource == profile.SourcePublished {
+			names = append(names, v.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return []byte("# accuracy of " + strings.Join(names, ", ") + ": " + profile.PublishedLabel +
+		" (the model authors' figures; capacities are measured)\n")
+}
+
+// accuracyLabels maps each variant to where its accuracy comes from.
+func accuracyLabels(p profile.Profile) map[string]string {
+	out := map[string]string{}
+	for _, v := range p.Variants {
+		if l := v.AccuracyLabel(); l != "" {
+			out[v.Name] = l
+		}
+	}
+	return out
 }
 
 func parseCores(s string) ([]int, error) {

@@ -87,6 +87,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// NotMeasured is Report.AccuracyNote when no answer had a label (random or
+// zero inputs): served accuracy is then unknown, not zero.
+const NotMeasured = "not measured (no labelled answers)"
+
 // Error kinds in Report.Errors.
 const (
 	ErrTimeout     = "timeout"      // no answer within Timeout of the intended time
@@ -149,11 +153,14 @@ type Report struct {
 	Errors          map[string]int `json:"errors"`
 	// Accuracy is the share of labelled successful answers whose argmax
 	// equals the label; nil without labelled answers.
-	Accuracy   *float64       `json:"accuracy,omitempty"`
-	Labelled   int            `json:"labelled"`
-	Correct    int            `json:"correct"`
-	PerVariant map[string]int `json:"perVariant,omitempty"`
-	PerSecond  []Second       `json:"perSecond"`
+	Accuracy *float64 `json:"accuracy,omitempty"`
+	// AccuracyNote says why Accuracy is absent (no labelled answers):
+	// served accuracy was not measured, and no figure stands in for it.
+	AccuracyNote string         `json:"accuracyNote,omitempty"`
+	Labelled     int            `json:"labelled"`
+	Correct      int            `json:"correct"`
+	PerVariant   map[string]int `json:"perVariant,omitempty"`
+	PerSecond    []Second       `json:"perSecond"`
 }
 
 // Runner runs schedules against one target.
@@ -428,6 +435,9 @@ func (r *Runner) report(schedule []float64, results []Result, wall time.Duration
 	rep.AchievedRPS = float64(rep.OK) / float64(len(schedule))
 	if rep.Offered > 0 {
 		rep.SLOViolationPct = 100 * float64(rep.SLOViolations) / float64(rep.Offered)
+	}
+	if rep.Labelled == 0 {
+		rep.AccuracyNote = NotMeasured
 	}
 	if rep.Labelled > 0 {
 		a := float64(rep.Correct) / float64(rep.Labelled)

@@ -129,6 +129,8 @@ const FamilyFile = "profile.yaml"
 // LoadFamily reads a model family directory: its variants are the .onnx
 // files; when DIR/profile.yaml exists, it gives their order, accuracy and
 // accuracy source (variants it does not list are appended by file name).
+// That file may lack capacities (profile.ParseFamily): `make
+// resnet-models` writes one with published accuracies only.
 func LoadFamily(dir string) (*profile.Profile, []LocalVariant, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.onnx"))
 	if err != nil {
@@ -144,10 +146,13 @@ func LoadFamily(dir string) (*profile.Profile, []LocalVariant, error) {
 	var base *profile.Profile
 	var out []LocalVariant
 	if b, err := os.ReadFile(filepath.Join(dir, FamilyFile)); err == nil {
-		base, err = ReadProfile(b, filepath.Join(dir, FamilyFile))
+		// A family's file may predate its measurement (an exported family
+		// lists names and accuracies only), so capacity is optional here.
+		p, err := profile.ParseFamily(b, filepath.Join(dir, FamilyFile))
 		if err != nil {
 			return nil, nil, err
 		}
+		base = &p
 		for _, v := range base.Variants {
 			f, ok := byName[v.Name]
 			if !ok {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -97,7 +98,10 @@ func (c Config) ProbesPerPoint() int { return 1 + (c.Steps+1)*c.Repeats }
 type Target struct {
 	URL   string // base URL, e.g. http://127.0.0.1:8081
 	Model string // model name in the path
-	// Body is one encoded OIP v2 request; default a zero [1,1,28,28] tensor.
+	// Body is one encoded OIP v2 request. Default: a seeded random image of
+	// the model's input shape when the endpoint's model metadata gives one
+	// other than Fashion-MNIST's [1,28,28] (e.g. [3,224,224] for the ResNet
+	// family), else a zero [1,1,28,28] tensor (as before).
 	Body []byte
 }
 
@@ -141,16 +145,27 @@ func New(cfg Config, progress Progress) (*Profiler, error) {
 	return &Profiler{cfg: cfg, progress: progress, client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
 }
 
-func (p *Profiler) body(t Target) ([]byte, error) {
+func (p *Profiler) body(ctx context.Context, t Target) ([]byte, error) {
 	if len(t.Body) > 0 {
 		return t.Body, nil
 	}
+	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if shape, err := loadgen.InputShape(mctx, p.client, t.URL, t.Model); err == nil && !slices.Equal(shape, []int64{1, 28, 28}) {
+		s, err := loadgen.Random(loadgen.ProtocolV2, shape, 1, p.cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("request body for %s: %w", t.Model, err)
+		}
+		return s[0].Body, nil
+	}
+	// No metadata (e.g. behind a proxy that does not forward it) or a
+	// Fashion-MNIST model: the zero image the profiles were measured with.
 	return loadgen.Encode(loadgen.ProtocolV2, []int64{1, 1, 28, 28}, make([]float32, 784))
 }
 
 // Peak measures saturation throughput with PeakClients closed-loop clients.
 func (p *Profiler) Peak(ctx context.Context, t Target) (float64, error) {
-	body, err := p.body(t)
+	body, err := p.body(ctx, t)
 	if err != nil {
 		return 0, err
 	}
@@ -197,7 +212,7 @@ func (p *Profiler) Peak(ctx context.Context, t Target) (float64, error) {
 
 // Rate runs one open-loop Poisson probe at rps and judges it.
 func (p *Profiler) Rate(ctx context.Context, t Target, rps float64, seed uint64) (Probe, error) {
-	body, err := p.body(t)
+	body, err := p.body(ctx, t)
 	if err != nil {
 		return Probe{}, err
 	}
@@ -272,6 +287,12 @@ func MaxWindowP99(results []loadgen.Result, window time.Duration) time.Duration 
 // Capacity runs the paper's search against t.
 func (p *Profiler) Capacity(ctx context.Context, t Target, label string) (Result, error) {
 	var res Result
+	// One body for the whole search (asking the metadata once).
+	body, err := p.body(ctx, t)
+	if err != nil {
+		return res, err
+	}
+	t.Body = body
 	peak, err := p.Peak(ctx, t)
 	if err != nil {
 		return res, err
