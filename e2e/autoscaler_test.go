@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"knative.dev/serving/pkg/apis/autoscaling"
 
@@ -480,6 +481,65 @@ func TestAutoscaler(t *testing.T) {
 			p, ok := readPlan(ctx, env)
 			return ok && p.DecidedAt.After(killed.Add(-time.Second)), nil
 		})
+		if err := procs[follower].Kill(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The production SKS path (--sks-mode=serve, the default), which the
+	// steps above skip because an SKS can never become Ready on this test
+	// bed (loopback pod IPs never reach Endpoints; no activator). What can
+	// be checked here: our reconciler creates each revision's
+	// ServerlessService in Serve mode through Knative's shared reconciler
+	// base, owned by the PA, and reports the PA's SKSReady as not ready
+	// with our message while Knative's SKS reconciler cannot finish it.
+	t.Run("sks-mode serve: SKS created in Serve mode, PA waits for it", func(t *testing.T) {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kenv, err := env.KnativeEnv("infadapter-autoscaler-serve")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := env.StartProcess("infadapter-autoscaler-serve", bin, []string{"--kubeconfig=" + env.Kubeconfig, "--sks-mode=serve",
+			fmt.Sprintf("--metrics-addr=127.0.0.1:%d", port), "--retry-delay=300ms", "--disable-ha"}, kenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = p.Stop() }()
+		sksGVR := schema.GroupVersionResource{Group: "networking.internal.knative.dev", Version: "v1alpha1", Resource: "serverlessservices"}
+		for _, v := range family {
+			rev, err := latestRevision(ctx, env, v.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mode, owner, msg string
+			poll(t, ctx, "SKS "+rev+" in Serve mode and PA waiting for it", 60*time.Second, func(ctx context.Context) (bool, error) {
+				sks, err := env.Dynamic.Resource(sksGVR).Namespace("default").Get(ctx, rev, metav1.GetOptions{})
+				if err != nil {
+					return false, nil
+				}
+				mode, _, _ = unstructured.NestedString(sks.Object, "spec", "mode")
+				owner = ""
+				for _, o := range sks.GetOwnerReferences() {
+					if o.Kind == "PodAutoscaler" && o.Controller != nil && *o.Controller {
+						owner = o.Name
+					}
+				}
+				pa, err := env.Serving.AutoscalingV1alpha1().PodAutoscalers("default").Get(ctx, rev, metav1.GetOptions{})
+				if err != nil {
+					return false, nil
+				}
+				c := pa.Status.GetCondition("SKSReady")
+				if c == nil || c.IsTrue() {
+					return false, nil
+				}
+				msg = c.Message
+				return mode == "Serve" && owner == rev && msg == "SKS Services are not ready yet", nil
+			})
+			t.Logf("%s: SKS mode %s, owned by PA %s; PA SKSReady: %q", rev, mode, owner, msg)
+		}
 	})
 }
 
