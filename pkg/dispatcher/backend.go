@@ -92,12 +92,13 @@ type backend struct {
 	drainMu sync.Mutex
 	drained chan struct{} // closed when removed and inFlight reaches 0
 
-	variantHdr []string                      // {spec.Variant}, the X-Infadapter-Variant value
-	inferPath  string                        // the backend's OIP v2 inference path
-	predictPth string                        // the backend's TF Serving predict path
-	requests   map[string]prometheus.Counter // by outcome
-	latency    prometheus.Observer
-	variantArr *secCounter
+	variantHdr  []string                      // {spec.Variant}, the X-Infadapter-Variant value
+	variantLine []byte                        // "X-Infadapter-Variant: <variant>\r\n"
+	inferPath   string                        // the backend's OIP v2 inference path
+	predictPth  string                        // the backend's TF Serving predict path
+	requests    map[string]prometheus.Counter // by outcome
+	latency     prometheus.Observer
+	variantArr  *secCounter
 }
 
 func newBackend(spec Backend, cfg Config) *backend {
@@ -118,7 +119,7 @@ func newBackend(spec Backend, cfg Config) *backend {
 		ReadBufferSize:        32 << 10,
 	}
 	b := &backend{spec: spec, base: u.Scheme + "://" + u.Host, transport: t, drained: make(chan struct{}),
-		variantHdr: []string{spec.Variant}, inferPath: oip.InferPath(spec.modelName()), predictPth: oip.PredictPath(spec.modelName())}
+		variantHdr: []string{spec.Variant}, variantLine: []byte(oip.VariantHeader + ": " + spec.Variant + "\r\n"), inferPath: oip.InferPath(spec.modelName()), predictPth: oip.PredictPath(spec.modelName())}
 	if u.Scheme == "http" && !useStdTransport {
 		b.pool = h1.NewPool(u.Host, dialer, cfg.MaxConnsPerBackend)
 	}

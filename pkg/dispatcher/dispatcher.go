@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/infadapter/infadapter/pkg/dispatcher/h1"
+	"github.com/infadapter/infadapter/pkg/internal/httpfast"
 	"github.com/infadapter/infadapter/pkg/internal/httptok"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
@@ -488,6 +489,9 @@ type proxyReq struct {
 	// bodyEscaped is set when the body went to http.Transport, which may
 	// still read it after the exchange: its buffer must not be reused.
 	bodyEscaped bool
+	// fast is the fast-path connection's state (nil on the net/http
+	// path); the answer then goes to an *httpfast.ResponseWriter.
+	fast *connState
 }
 
 func (d *Dispatcher) serveServer(w http.ResponseWriter, r *http.Request, route oip.Route) {
@@ -567,7 +571,7 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 		}
 		var status int
 		var copyErr, err error
-		if fw, ok := w.(*fastWriter); ok && b.pool != nil {
+		if fw, ok := w.(*httpfast.ResponseWriter); ok && r.fast != nil && b.pool != nil {
 			status, copyErr, err = d.relayRaw(ctx, fw, r, b, route, body)
 		} else {
 			actx := ctx
@@ -723,7 +727,7 @@ var dropVariantHeader = []string{strings.ToLower(oip.VariantHeader)}
 // relayRaw is roundTrip and relay for the fast server path and an h1
 // backend: the response head goes to the client as the lines the backend
 // sent (hop-by-hop ones dropped), without an http.Response in between.
-func (d *Dispatcher) relayRaw(ctx context.Context, w *fastWriter, r *proxyReq, b *backend, route oip.Route, body []byte) (status int, copyErr, err error) {
+func (d *Dispatcher) relayRaw(ctx context.Context, w *httpfast.ResponseWriter, r *proxyReq, b *backend, route oip.Route, body []byte) (status int, copyErr, err error) {
 	path := b.path(route)
 	if r.rawQuery != "" {
 		path += "?" + r.rawQuery
@@ -732,14 +736,14 @@ func (d *Dispatcher) relayRaw(ctx context.Context, w *fastWriter, r *proxyReq, b
 	if r.xff != "" {
 		extra = []string{"X-Forwarded-For", r.xff}
 	}
-	rr := &w.raw
+	rr := &r.fast.raw
 	err = b.pool.RoundTripRaw(ctx, h1.Request{Method: r.method, PathQuery: path, RawHeader: r.rawHeader, Extra: extra, Body: body,
 		DropResponseHeaders: dropVariantHeader}, rr)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer rr.Body.Close()
-	return rr.StatusCode, w.relayRaw(rr, b.spec.Variant), nil
+	return rr.StatusCode, r.fast.relayRaw(w, rr, b), nil
 }
 
 // account records a relayed response: metrics, arrivals, passive health

@@ -34,8 +34,10 @@
 //
 // Serving: the Dispatcher is an http.Handler, but NewServer serves it
 // faster (server.go): inference requests take a strict HTTP/1.1 fast path
-// on the raw connection (pkg/internal/httpfast parses a subset of what net/http
-// accepts, fuzzed against http.ReadRequest), everything else is handed,
+// on the raw connection (pkg/internal/httpfast's Server, shared with the
+// model server: it parses a subset of what net/http accepts, fuzzed
+// against http.ReadRequest, and the dispatcher streams each backend's
+// answer into the connection's write buffer), everything else is handed,
 // connection and buffered bytes, to net/http on the same port. On the
 // fast path a client that disconnects mid-request is noticed when its
 // answer is written, not before (net/http's per-request background read

@@ -1,9 +1,15 @@
-// Package httpfast holds the parts of a fast HTTP/1.1 server path shared
-// by the dispatcher (pkg/dispatcher) and the model server
-// (pkg/modelserver): a strict request head parser that reads straight
-// from a connection's read buffer (Head, FindHeadEnd, ParseHead), the
-// hand-off of a connection with its buffered bytes to a net/http server
-// on the same port (HandoffListener), and a cached Date header value.
+// Package httpfast is the fast HTTP/1.1 server path shared by the
+// dispatcher (pkg/dispatcher) and the model server (pkg/modelserver):
+// Server (accept loop, keep-alive and pipelining, timeouts, Shutdown,
+// lingering close) serving a Handler's requests; a strict request head
+// parser that reads straight from a connection's read buffer (Head,
+// FindHeadEnd, ParseHead); the hand-off of a connection with its buffered
+// bytes to a net/http server on the same port (HandoffListener); and a
+// cached Date header value. A Handler's answer is buffered and sent with
+// a Content-Length (the model server), or streamed into the connection's
+// write buffer once its length is known (ResponseWriter.WriteRawHead: the
+// dispatcher relays a backend's head and body as they come); answers to
+// pipelined requests go out in one write either way.
 //
 // The idea of both servers: profiles showed most of a small request's CPU
 // in net/http's per-request machinery (header maps, a context and a

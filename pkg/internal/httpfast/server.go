@@ -27,8 +27,9 @@ type Handler interface {
 	// ServeFast serves one request: it reads the body with c.ReadBody (or
 	// skips it with c.SkipBody) and writes the answer to w, which buffers
 	// it; the Server sends it with a Content-Length once ServeFast
-	// returns. It returns false when the connection must close after the
-	// answer (also when the body was not read).
+	// returns. An answer whose length is known can instead be streamed
+	// (w.WriteRawHead). It returns false when the connection must close
+	// after the answer (also when the body was not read).
 	ServeFast(c *Conn, h *Head, w *ResponseWriter) (keep bool)
 }
 
@@ -221,6 +222,7 @@ type Conn struct {
 	rdl   time.Time // the read deadline set
 	head  Head
 	w     ResponseWriter
+	value any // the Handler's (SetValue)
 	// unread: the current request's body has not been read (ReadBody or
 	// SkipBody clear it); closing then lingers (see lingerClose).
 	unread bool
@@ -228,6 +230,15 @@ type Conn struct {
 
 // RemoteAddr is the client's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.c.RemoteAddr() }
+
+// Value returns what the Handler stored with SetValue on this connection
+// (nil at first).
+func (c *Conn) Value() any { return c.value }
+
+// SetValue stores per-connection state of the Handler (buffers reused
+// between the connection's requests, say); the connection drops it when
+// it ends.
+func (c *Conn) SetValue(v any) { c.value = v }
 
 func (c *Conn) serve() {
 	handedOff := false
@@ -246,6 +257,7 @@ func (c *Conn) serve() {
 	c.br = bufio.NewReaderSize(c.c, readBufSize)
 	c.bw = bufio.NewWriterSize(c.c, writeBufSize)
 	c.w.hdr = http.Header{}
+	c.w.bw = c.bw
 	h := &c.head
 	for {
 		n, err := c.readHead()
@@ -265,10 +277,11 @@ func (c *Conn) serve() {
 		}
 		_, _ = c.br.Discard(n)
 		c.unread = h.ContentLength > 0
-		c.w.reset()
+		c.w.reset(h.Close)
 		keep := c.s.h.ServeFast(c, h, &c.w) && !h.Close && !c.w.close
 		c.w.close = !keep
-		c.w.writeTo(c.bw)
+		c.w.finish()
+		keep = keep && !c.w.close
 		if c.br.Buffered() == 0 || !keep {
 			// Pipelined requests already buffered are answered before
 			// flushing, in one write.
@@ -405,20 +418,33 @@ func (c *Conn) SkipBody(h *Head) bool {
 
 // ResponseWriter is the http.ResponseWriter of a fast-path request. It
 // buffers the body and sends it with a Content-Length; it writes HTTP/1.1
-// with keep-alive unless the connection closes afterwards.
+// with keep-alive unless the connection closes afterwards. An answer
+// whose length is known up front can be streamed instead (WriteRawHead):
+// a proxy relays a backend's answer as it comes.
 type ResponseWriter struct {
 	hdr         http.Header
 	status      int
 	wroteHeader bool
 	buf         []byte
 	close       bool
+
+	bw                *bufio.Writer // the connection's
+	stream            bool          // WriteRawHead was called
+	declared, written int64         // stream: Content-Length sent, body bytes written
 }
 
-var _ http.ResponseWriter = (*ResponseWriter)(nil)
+var (
+	_ http.ResponseWriter = (*ResponseWriter)(nil)
+	_ io.ReaderFrom       = (*ResponseWriter)(nil)
+)
 
-func (w *ResponseWriter) reset() {
+// errBodyTooLong: a streamed body longer than its Content-Length.
+var errBodyTooLong = errors.New("httpfast: response body longer than its Content-Length")
+
+func (w *ResponseWriter) reset(closing bool) {
 	clear(w.hdr)
-	w.status, w.wroteHeader, w.close = 0, false, false
+	w.status, w.wroteHeader, w.close = 0, false, closing
+	w.stream, w.declared, w.written = false, 0, 0
 	if cap(w.buf) > keepBuf {
 		w.buf = nil
 	}
@@ -437,8 +463,17 @@ func (w *ResponseWriter) WriteHeader(code int) {
 	w.wroteHeader, w.status = true, code
 }
 
-// Write appends p to the body.
+// Write appends p to the body (streamed: writes it to the connection's
+// buffer; more than the declared length is an error).
 func (w *ResponseWriter) Write(p []byte) (int, error) {
+	if w.stream {
+		if w.written+int64(len(p)) > w.declared {
+			w.close = true
+			return 0, errBodyTooLong
+		}
+		w.written += int64(len(p))
+		return w.bw.Write(p)
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -446,19 +481,90 @@ func (w *ResponseWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// CloseAfter makes the connection close after this answer (sent with
-// Connection: close).
-func (w *ResponseWriter) CloseAfter() { w.close = true }
-
-// writeTo writes the whole response into bw (not flushed).
-func (w *ResponseWriter) writeTo(bw *bufio.Writer) {
+// ReadFrom writes what r yields until EOF as Write would (so io.Copy into
+// a streamed answer reads straight into the connection's buffer). A
+// streamed answer must not get more than its declared length from r: the
+// excess is already buffered when it is noticed, so the connection then
+// closes after it.
+func (w *ResponseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.stream {
+		n, err := w.bw.ReadFrom(r)
+		w.written += n
+		if w.written > w.declared {
+			w.close = true
+			if err == nil {
+				err = errBodyTooLong
+			}
+		}
+		return n, err
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	WriteStatusLine(bw, w.status)
-	hasDate := WriteHeaderLines(bw, w.hdr)
-	EndHead(bw, int64(len(w.buf)), hasDate, w.close)
-	bw.Write(w.buf)
+	var n int64
+	for {
+		if len(w.buf) == cap(w.buf) {
+			w.buf = append(w.buf, 0)[:len(w.buf)]
+		}
+		m, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
+		w.buf = w.buf[:len(w.buf)+m]
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// CloseAfter makes the connection close after this answer (sent with
+// Connection: close unless the head was already written).
+func (w *ResponseWriter) CloseAfter() { w.close = true }
+
+// WriteRawHead starts a streamed answer of exactly clen body bytes: it
+// writes the head to the connection's buffer now — the status line, the
+// given header lines verbatim (each ending in CRLF; the caller leaves out
+// Content-Length, Connection, Transfer-Encoding and the other framing
+// and hop-by-hop fields), Header()'s fields, a Date unless hasDate,
+// Content-Length and Connection: close when closing — and the body
+// written afterwards (Write, ReadFrom) goes straight after it. If fewer
+// than clen bytes follow, the connection closes after them, the only way
+// left to tell the client the body broke off. Pipelined answers are still
+// sent in one write. It does nothing after the first Write, WriteRawHead
+// or a status set with WriteHeader.
+func (w *ResponseWriter) WriteRawHead(status int, hasDate bool, clen int64, lines ...[]byte) {
+	if w.wroteHeader || w.stream || status < 200 || status > 999 || clen < 0 {
+		return
+	}
+	w.wroteHeader, w.status, w.stream, w.declared = true, status, true, clen
+	WriteStatusLine(w.bw, status)
+	for _, l := range lines {
+		w.bw.Write(l)
+	}
+	if len(w.hdr) > 0 && WriteHeaderLines(w.bw, w.hdr) {
+		hasDate = true
+	}
+	EndHead(w.bw, clen, hasDate, w.close)
+}
+
+// finish completes the answer in the connection's buffer (not flushed):
+// a buffered one is written whole; a streamed one that is short makes
+// the connection close.
+func (w *ResponseWriter) finish() {
+	if w.stream {
+		if w.written != w.declared {
+			w.close = true
+		}
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	WriteStatusLine(w.bw, w.status)
+	hasDate := WriteHeaderLines(w.bw, w.hdr)
+	EndHead(w.bw, int64(len(w.buf)), hasDate, w.close)
+	w.bw.Write(w.buf)
 }
 
 // WriteStatusLine writes "HTTP/1.1 <code> <reason>" and CRLF to bw.

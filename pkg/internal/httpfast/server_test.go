@@ -34,9 +34,31 @@ func (e *echo) ServeFast(c *Conn, h *Head, w *ResponseWriter) bool {
 		w.WriteHeader(http.StatusBadRequest)
 		return false
 	}
+	answer := h.Path + ": " + string(body)
+	switch h.Path {
+	case "/fast/stream", "/fast/stream-short-x9":
+		// Streamed: a raw head line, then the body through ReadFrom;
+		// the short one declares 5 bytes more than it sends.
+		n := int64(len(answer))
+		if h.Path == "/fast/stream-short-x9" {
+			n += 5
+		}
+		w.WriteRawHead(http.StatusOK, false, n, []byte("X-Path: fast\r\n"), []byte("X-Raw: 1\r\n"))
+		if _, err := io.Copy(w, struct{ io.Reader }{strings.NewReader(answer)}); err != nil {
+			panic(err)
+		}
+		return true
+	case "/fast/readfrom":
+		// Buffered, through ReadFrom.
+		w.Header().Set("X-Path", "fast")
+		if _, err := w.ReadFrom(strings.NewReader(answer)); err != nil {
+			panic(err)
+		}
+		return true
+	}
 	w.Header().Set("X-Path", "fast")
 	w.Header().Set("X-Evil", "a\r\nInjected: 1")
-	_, _ = w.Write([]byte(h.Path + ": " + string(body)))
+	_, _ = w.Write([]byte(answer))
 	return true
 }
 
@@ -237,5 +259,46 @@ func TestServerLingersOnUnreadBody(t *testing.T) {
 		if resp.StatusCode != http.StatusTeapot {
 			t.Fatalf("try %d: %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestServerStreamed: answers streamed with WriteRawHead between buffered
+// ones on one pipelined connection, in order and well framed; a streamed
+// body shorter than declared ends the connection after it.
+func TestServerStreamed(t *testing.T) {
+	addr, e, _ := startEcho(t)
+	post := func(path, body string) string {
+		return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
+	in := post("/fast/stream", "1") + post("/fast/a", "22") + post("/fast/readfrom", "333") + post("/fast/stream", strings.Repeat("z", 20<<10))
+	rs := responses(t, []byte(in), exchange(t, addr, []byte(in)))
+	want := []string{"/fast/stream: 1", "/fast/a: 22", "/fast/readfrom: 333", "/fast/stream: " + strings.Repeat("z", 20<<10)}
+	if len(rs) != len(want) {
+		t.Fatalf("%d answers, want %d", len(rs), len(want))
+	}
+	for i, w := range want {
+		b, _ := io.ReadAll(rs[i].Body)
+		if rs[i].StatusCode != 200 || rs[i].Header.Get("X-Path") != "fast" || string(b) != w || rs[i].ContentLength != int64(len(w)) || rs[i].Header.Get("Date") == "" {
+			t.Errorf("answer %d: %d %v %.40q, want 200 %.40q", i, rs[i].StatusCode, rs[i].Header, b, w)
+		}
+		if strings.HasPrefix(w, "/fast/stream") && rs[i].Header.Get("X-Raw") != "1" {
+			t.Errorf("answer %d: raw head line missing: %v", i, rs[i].Header)
+		}
+	}
+
+	// Short: the head declares 5 bytes more than follow, then the
+	// connection ends (the next request is not answered).
+	in = post("/fast/stream-short-x9", "1") + post("/fast/a", "2")
+	out := exchange(t, addr, []byte(in))
+	r, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(out))), nil)
+	if err != nil {
+		t.Fatalf("short answer: %v (%q)", err, out)
+	}
+	b, err := io.ReadAll(r.Body)
+	if string(b) != "/fast/stream-short-x9: 1" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short answer: body %q, %v; want the short body and an unexpected EOF", b, err)
+	}
+	if e.panics.Load() != 0 {
+		t.Errorf("%d errors logged", e.panics.Load())
 	}
 }
