@@ -151,6 +151,13 @@ capacities of the cheapest variants are bounded by the client and HTTP.`,
 				if !asJSON && !quiet {
 					fmt.Fprintf(os.Stderr, "cpu enforcement: %s\n", be.Enforcement())
 				}
+				// As in `run`: a quota only caps; the cgroup's weight makes it a
+				// guarantee while other processes compete for the CPUs.
+				if w, err := be.ReserveCPU(float64(cores[len(cores)-1])); err != nil {
+					fmt.Fprintf(os.Stderr, "could not raise the servers' CPU weight (%v); under contention they may get less than their quota\n", err)
+				} else if w != "" && !asJSON && !quiet {
+					fmt.Fprintf(os.Stderr, "servers' cgroup weight: %s\n", w)
+				}
 				bar := newProfileBar(showBar, len(vs)*len(cores)*cfg.ProbesPerPoint(), "profiling")
 				p, err := profiler.New(cfg, bar.step)
 				if err != nil {

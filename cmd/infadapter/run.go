@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,9 +34,31 @@ cached in --cache-dir, keyed by model hashes, core grid, SLO and machine).
 Needs the ONNX Runtime library (make onnxruntime) and Debian's
 dataset-fashion-mnist. Time is compressed for the demo: decisions every
 --interval (5 s instead of the paper's 30 s), forecast horizon two intervals.
-Ctrl-C stops everything it started.`,
+Ctrl-C stops everything it started.
+
+--models DIR runs another family. A family whose DIR/profile.yaml marks
+every accuracy 'published' (the random-weight ResNet18..152 of
+'make resnet-models', in ~/.cache/infadapter/models/resnet) has no labelled
+data set: run plans with the published accuracies, sends seeded random
+images of the models' input shape, takes the SLO from that file unless
+--slo is given, and reports served accuracy as not measured and the
+planned accuracy as "published, not measured".`,
+		Example: `  infadapter run
+  infadapter run --duration 60s --json
+  infadapter run --models ~/.cache/infadapter/models/resnet --duration 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if !c.Flags().Changed("slo") {
+				// A published-accuracy family carries its own SLO (the
+				// ResNets' 750 ms); Fashion-MNIST keeps the default.
+				fam, err := localmode.PublishedFamily(cfg.ModelsDir)
+				if err != nil {
+					return badInput(err)
+				}
+				if fam != nil {
+					cfg.SLO = time.Duration(fam.SLOMillis * float64(time.Millisecond))
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return badInput(err)
 			}

@@ -202,7 +202,8 @@ func runSimulate(cmd *cobra.Command, f simFlags) error {
 
 	if f.reportDir != "" {
 		in := report.Input{Title: "InfAdapter simulation: " + tr.Name, Command: "infadapter " + strings.Join(os.Args[1:], " "),
-			Trace: tr.Name, SLOMillis: float64(f.slo.Milliseconds()), Budget: f.budget, Results: results}
+			Trace: tr.Name, SLOMillis: float64(f.slo.Milliseconds()), Budget: f.budget, Results: results,
+			AccuracyNote: simAccuracyNote(prof)}
 		if err := report.WriteDir(f.reportDir, in); err != nil {
 			return err
 		}
@@ -227,7 +228,19 @@ func runSimulate(cmd *cobra.Command, f simFlags) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "trace %s: %d s, %.0f requests, mean %.1f RPS, peak %.0f RPS; profile %s; budget %d cores; SLO P99 %v; seed %d\n\n",
 		tr.Name, st.Seconds, st.Requests, st.Mean, st.Max, prof.Name, f.budget, f.slo, f.seed)
 	simPrintTable(cmd.OutOrStdout(), results)
+	if n := simAccuracyNote(prof); n != "" {
+		fmt.Fprintln(cmd.OutOrStdout(), n)
+	}
 	return nil
+}
+
+// simAccuracyNote says where the accuracies the simulator weighs come from
+// when the profile's figures were not measured by this project.
+func simAccuracyNote(p profile.Profile) string {
+	if !p.AnyPublished() {
+		return ""
+	}
+	return "accuracy: profile " + p.Name + "'s figures are " + profile.PublishedLabel + " (the model authors' top-1)."
 }
 
 func simPrintTable(w io.Writer, results []*sim.Result) {

@@ -75,6 +75,11 @@ type State struct {
 	// Finished holds the totals of completed runs (for the comparison table).
 	Finished []Totals `json:"finished,omitempty"`
 	Message  string   `json:"message,omitempty"`
+	// AccuracyNote, when set, says the accuracies shown are published, not
+	// measured, and served accuracy is not measured (a family without
+	// labels, e.g. the random-weight ResNets); the page shows it instead
+	// of a served figure.
+	AccuracyNote string `json:"accuracyNote,omitempty"`
 }
 
 // Source provides the live state. It is called once per poll of every open

@@ -14,6 +14,7 @@ import (
 	"github.com/infadapter/infadapter/pkg/dispatcher"
 	"github.com/infadapter/infadapter/pkg/loop"
 	"github.com/infadapter/infadapter/pkg/optimizer"
+	"github.com/infadapter/infadapter/pkg/profile"
 )
 
 // dashState is the dashboard's Source: the live series of the run in
@@ -49,6 +50,12 @@ func (d *dashState) setPlan(plan []optimizer.Variant) {
 	for _, n := range d.names {
 		d.st.Variants = append(d.st.Variants, dashboard.Variant{Name: n, Accuracy: d.accuracy[n]})
 	}
+}
+
+func (d *dashState) setAccuracyNote(m string) {
+	d.mu.Lock()
+	d.st.AccuracyNote = m
+	d.mu.Unlock()
 }
 
 func (d *dashState) setMessage(m string) {
@@ -228,16 +235,26 @@ func WriteSummary(w io.Writer, sum *Summary) {
 		if r.DryRun {
 			r.Policy += " (dry-run)"
 		}
-		fmt.Fprintf(w, "%-22s %9d %10.2f%% %9.1f %9.2f%% %9.2f%% %9.2f%% %9.2f %7d\n", r.Policy, r.Requests, r.ViolationPct,
-			r.P99Millis, 100*r.ServedAccuracy, 100*r.PlannedAccuracy, 100*r.RoutedAccuracy, r.AvgCores, r.Errors)
+		served := fmt.Sprintf("%9.2f%%", 100*r.ServedAccuracy)
+		if r.AccuracyNote != "" {
+			served = fmt.Sprintf("%10s", "n/a")
+		}
+		fmt.Fprintf(w, "%-22s %9d %10.2f%% %9.1f %s %9.2f%% %9.2f%% %9.2f %7d\n", r.Policy, r.Requests, r.ViolationPct,
+			r.P99Millis, served, 100*r.PlannedAccuracy, 100*r.RoutedAccuracy, r.AvgCores, r.Errors)
 	}
 	for _, r := range sum.Runs {
 		if len(r.ErrorKinds) > 0 {
 			fmt.Fprintf(w, "%s errors by kind: %v\n", r.Policy, r.ErrorKinds)
 		}
 	}
-	fmt.Fprintln(w, "served = accuracy measured from the labels; planned = Σ share × profiled accuracy of the plan in force;")
-	fmt.Fprintln(w, "routed = Σ requests answered per variant × profiled accuracy.")
+	if sum.AccuracyNote != "" {
+		fmt.Fprintln(w, "served = n/a: not measured (random inputs, no labels); planned = Σ share × published accuracy of the plan in force;")
+		fmt.Fprintln(w, "routed = Σ requests answered per variant × published accuracy. Accuracy: "+profile.PublishedLabel+
+			" (the model authors' figures; these models have random weights).")
+	} else {
+		fmt.Fprintln(w, "served = accuracy measured from the labels; planned = Σ share × profiled accuracy of the plan in force;")
+		fmt.Fprintln(w, "routed = Σ requests answered per variant × profiled accuracy.")
+	}
 	if sum.Dashboard != "" {
 		fmt.Fprintf(w, "journal and server logs: %s\n", sum.RunDir)
 	}

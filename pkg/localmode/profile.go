@@ -139,9 +139,21 @@ func checkProfile(p profile.Profile, models map[string]string) error {
 // with pkg/profiler at 1 unit and at the full budget (short probes: a demo
 // must not spend long here; `infadapter profile` does the thorough job).
 func (r *runner) measure(ctx context.Context, models map[string]string) (profile.Profile, error) {
-	set, err := fashionmnist.Load(r.cfg.DatasetDir, fashionmnist.Test, 0)
-	if err != nil {
-		return profile.Profile{}, err
+	var set *fashionmnist.Set
+	var body []byte // the profiler's default (zero 28×28 image) unless published
+	published := map[string]profile.Variant{}
+	if r.published != nil {
+		// No labelled data: the family file's published accuracies, and
+		// requests of the models' own input shape.
+		for _, v := range r.published.Variants {
+			published[v.Name] = v
+		}
+		body = r.samples[0].Body
+	} else {
+		var err error
+		if set, err = fashionmnist.Load(r.cfg.DatasetDir, fashionmnist.Test, 0); err != nil {
+			return profile.Profile{}, err
+		}
 	}
 	pcfg := profiler.Default()
 	pcfg.SLO = r.cfg.SLO
@@ -154,7 +166,11 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 	if err != nil {
 		return profile.Profile{}, err
 	}
-	p := profile.Profile{Name: ModelName, SLOMillis: float64(r.cfg.SLO) / float64(time.Millisecond),
+	name := ModelName
+	if r.published != nil {
+		name = r.published.Name
+	}
+	p := profile.Profile{Name: name, SLOMillis: float64(r.cfg.SLO) / float64(time.Millisecond),
 		Rule: profile.RuleInterpolate, Coefficient: 0.8, // the paper's CAPACITY_COEF
 		Source: fmt.Sprintf("infadapter run: measured on this machine (%s, %d CPUs); core unit %d millicores", cpuModel(), runtime.NumCPU(), r.cfg.CoreUnitMilli)}
 	grid := []int{r.cfg.MinUnits}
@@ -162,11 +178,16 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 		grid = append(grid, u)
 	}
 	for _, name := range sortedNames(models) {
-		acc, err := testAccuracy(models[name], set)
-		if err != nil {
-			return profile.Profile{}, fmt.Errorf("variant %s accuracy: %w", name, err)
+		var v profile.Variant
+		if pv, ok := published[name]; ok {
+			v = profile.Variant{Name: name, Accuracy: pv.Accuracy, AccuracySource: profile.SourcePublished}
+		} else {
+			acc, err := testAccuracy(models[name], set)
+			if err != nil {
+				return profile.Profile{}, fmt.Errorf("variant %s accuracy: %w", name, err)
+			}
+			v = profile.Variant{Name: name, Accuracy: acc, AccuracySource: profile.SourceMeasured}
 		}
-		v := profile.Variant{Name: name, Accuracy: acc, AccuracySource: "measured"}
 		for _, u := range grid {
 			t0 := time.Now()
 			st, err := r.backend.Apply(ctx, []local.Instance{{Name: name, Model: models[name], MilliCores: u * r.cfg.CoreUnitMilli}})
@@ -183,7 +204,7 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 			if err := r.disp.Model(profileModel).SetRoutes(ctx, []loop.Route{{Variant: name, URL: st[0].URL, Weight: 1}}); err != nil {
 				return profile.Profile{}, fmt.Errorf("routing to %s: %w", name, err)
 			}
-			res, err := pr.Capacity(ctx, profiler.Target{URL: r.dispURL, Model: profileModel}, fmt.Sprintf("%s @ %d m", name, u*r.cfg.CoreUnitMilli))
+			res, err := pr.Capacity(ctx, profiler.Target{URL: r.dispURL, Model: profileModel, Body: body}, fmt.Sprintf("%s @ %d m", name, u*r.cfg.CoreUnitMilli))
 			if err != nil {
 				return profile.Profile{}, fmt.Errorf("profiling %s: %w", name, err)
 			}
@@ -196,7 +217,7 @@ func (r *runner) measure(ctx context.Context, models map[string]string) (profile
 			}
 			v.Capacity = append(v.Capacity, profile.Point{Cores: u, RPS: math.Round(c)})
 		}
-		r.info("  %s: accuracy %.2f%%, capacity %v", name, 100*acc, v.Capacity)
+		r.info("  %s: accuracy %s, capacity %v", name, v.FormatAccuracy(), v.Capacity)
 		p.Variants = append(p.Variants, v)
 	}
 	if err := r.disp.RemoveModel(profileModel); err != nil {

@@ -50,8 +50,13 @@ type RunSummary struct {
 	// ViolationPct counts errors, timeouts and answers slower than the SLO.
 	ViolationPct float64 `json:"sloViolationPct"`
 	P99Millis    float64 `json:"p99Ms"`
-	// ServedAccuracy is measured: argmax of the answers vs the labels.
+	// ServedAccuracy is measured: argmax of the answers vs the labels. For
+	// a family without labels (published accuracies) it is 0 and
+	// AccuracyNote says it was not measured.
 	ServedAccuracy float64 `json:"servedAccuracy"`
+	// AccuracyNote, when set, says served accuracy was not measured and
+	// planned/routed accuracy are published figures.
+	AccuracyNote string `json:"accuracyNote,omitempty"`
 	// PlannedAccuracy is Σ share × profiled accuracy of the plan in force,
 	// weighted by the requests of each second.
 	PlannedAccuracy float64 `json:"plannedAccuracy"`
@@ -86,6 +91,9 @@ type Summary struct {
 	Runs          []RunSummary    `json:"runs"`
 	Dashboard     string          `json:"dashboard,omitempty"`
 	RunDir        string          `json:"runDir"`
+	// AccuracyNote is set for a family with published accuracies
+	// (NotMeasuredNote).
+	AccuracyNote string `json:"accuracyNote,omitempty"`
 }
 
 // Options are the process-level collaborators of Run.
@@ -112,6 +120,9 @@ type runner struct {
 	accuracy map[string]float64
 	models   map[string]string
 	samples  loadgen.Samples
+	// published is the family file when every accuracy is published (no
+	// labels: served accuracy is not measured); nil for Fashion-MNIST.
+	published *profile.Profile
 
 	disp    *dispatcher.Dispatcher
 	dispURL string
@@ -167,17 +178,30 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 		return nil, err
 	}
 	r.models = models
-	set, err := fashionmnist.Load(cfg.DatasetDir, fashionmnist.Test, 0)
-	if err != nil {
-		return nil, fmt.Errorf("fashion-mnist test set: %w", err)
-	}
-	samples, err := loadgen.FashionMNIST(loadgen.ProtocolV2, set, 0)
-	if err != nil {
+	if r.published, err = PublishedFamily(cfg.ModelsDir); err != nil {
 		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x696d67)) // "img"
-	rng.Shuffle(len(samples), func(i, j int) { samples[i], samples[j] = samples[j], samples[i] })
-	r.samples = samples
+	if r.published != nil {
+		// No labelled data set: published accuracies, random images.
+		if err := checkPublished(r.published, models); err != nil {
+			return nil, err
+		}
+		if r.samples, err = randomSamples(r.published, models, cfg.Seed); err != nil {
+			return nil, err
+		}
+	} else {
+		set, err := fashionmnist.Load(cfg.DatasetDir, fashionmnist.Test, 0)
+		if err != nil {
+			return nil, fmt.Errorf("fashion-mnist test set: %w", err)
+		}
+		samples, err := loadgen.FashionMNIST(loadgen.ProtocolV2, set, 0)
+		if err != nil {
+			return nil, err
+		}
+		rng := rand.New(rand.NewPCG(cfg.Seed, 0x696d67)) // "img"
+		rng.Shuffle(len(samples), func(i, j int) { samples[i], samples[j] = samples[j], samples[i] })
+		r.samples = samples
+	}
 
 	runDir := filepath.Join(cfg.CacheDir, "runs", time.Now().UTC().Format("20060102-150405"))
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
@@ -278,6 +302,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	r.dash.setMessage(fmt.Sprintf("trace %s · CPU enforcement %s · profile %s · decisions every %v, forecast horizon %v",
 		info.Name, enf.Mode, src, cfg.EffectiveInterval(), 2*cfg.EffectiveInterval()))
 	sum := &Summary{Config: cfg, Enforcement: enf.String(), ProfileSource: src, Profile: prof, Trace: info, RunDir: runDir, Dashboard: dashURL}
+	if r.published != nil {
+		sum.AccuracyNote = NotMeasuredNote
+		r.dash.setAccuracyNote(NotMeasuredNote)
+	}
 
 	journalPath := cfg.Journal
 	if journalPath == "" {
@@ -491,6 +519,9 @@ func (r *runner) runOne(ctx context.Context, name string, schedule []float64, in
 		P99Millis: round(w.P99Millis, 2), ServedAccuracy: round(w.ServedAccuracy, 5),
 		PlannedAccuracy: round(w.PlannedAccuracy, 5), PerVariant: w.PerVariant, Seconds: len(schedule),
 		AvgCores: round(sampler.avgCores(), 3), ErrorKinds: rec.errorKinds(), DryRun: lcfg.DryRun}
+	if r.published != nil {
+		rs.ServedAccuracy, rs.AccuracyNote = 0, NotMeasuredNote
+	}
 	if w.Offered > 0 {
 		rs.ViolationPct = round(100*float64(w.Violations)/float64(w.Offered), 3)
 	}

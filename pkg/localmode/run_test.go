@@ -135,3 +135,85 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("server processes left behind: %s", s)
 	}
 }
+
+// TestRunPublishedFamily runs local mode on a family whose profile.yaml
+// marks every accuracy published (as `make resnet-models` writes it; here
+// two copies of the committed linear model, so the test needs no export):
+// requests are random images of the model's input shape, the plan uses the
+// published accuracies, and served accuracy is reported as not measured.
+func TestRunPublishedFamily(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: starts real servers and replays 20 s")
+	}
+	_, err := modelserver.LocateLibrary()
+	need(t, err)
+	_, file, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "..", "..", "third_party", "models", "fmnist", "linear.onnx")
+	dir := t.TempDir()
+	models := filepath.Join(dir, "models")
+	if err := os.MkdirAll(models, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("committed model: %v", err)
+	}
+	for _, n := range []string{"pub-a", "pub-b"} {
+		if err := os.WriteFile(filepath.Join(models, n+".onnx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fam := "name: pub\nsloMillis: 500\nvariants:\n" +
+		"- {name: pub-a, accuracy: 0.70, accuracySource: published, loadTimeSeconds: 0}\n" +
+		"- {name: pub-b, accuracy: 0.75, accuracySource: published, loadTimeSeconds: 0}\n"
+	if err := os.WriteFile(filepath.Join(models, familyFile), []byte(fam), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prof := profile.Profile{Name: "pub", SLOMillis: 500, Variants: []profile.Variant{
+		{Name: "pub-a", Accuracy: 0.70, AccuracySource: "published", Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
+		{Name: "pub-b", Accuracy: 0.75, AccuracySource: "published", Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
+	}}
+	pb, _ := json.Marshal(prof)
+	profPath := filepath.Join(dir, "profile.json")
+	if err := os.WriteFile(profPath, pb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	cfg.SLO = 500 * time.Millisecond
+	cfg.PeakRPS, cfg.BaseRPS = 60, 20
+	cfg.ModelsDir = models
+	cfg.DatasetDir = filepath.Join(dir, "no-dataset") // must not be needed
+	cfg.Profile = profPath
+	cfg.CacheDir = filepath.Join(dir, "cache")
+	cfg.DashboardAddr = ""
+	cfg.Baseline = "none"
+	cfg.Duration = 20 * time.Second
+	cfg.ServerCommand = []string{os.Args[0], "serve-model"}
+	cfg.ServerEnv = []string{envServe + "=1"}
+	var status bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, cfg, Options{Status: &status, Info: &status})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, status.String())
+	}
+	if len(sum.Runs) != 1 || sum.AccuracyNote != NotMeasuredNote {
+		t.Fatalf("runs %d, note %q", len(sum.Runs), sum.AccuracyNote)
+	}
+	r := sum.Runs[0]
+	if r.Requests < 300 || r.OK < r.Requests/2 {
+		t.Errorf("%d requests, %d ok (errors %v)", r.Requests, r.OK, r.ErrorKinds)
+	}
+	if r.ServedAccuracy != 0 || r.AccuracyNote != NotMeasuredNote {
+		t.Errorf("served accuracy %v, note %q: must be not measured", r.ServedAccuracy, r.AccuracyNote)
+	}
+	// The plan's accuracy is the published figures' (between 0.70 and 0.75).
+	if r.PlannedAccuracy < 0.70-1e-9 || r.PlannedAccuracy > 0.75+1e-9 {
+		t.Errorf("planned accuracy %v, want within the published [0.70, 0.75]", r.PlannedAccuracy)
+	}
+	var out bytes.Buffer
+	WriteSummary(&out, sum)
+	if !strings.Contains(out.String(), "published, not measured") {
+		t.Errorf("summary does not label the accuracy:\n%s", out.String())
+	}
+}

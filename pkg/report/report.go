@@ -22,6 +22,9 @@ type Input struct {
 	SLOMillis float64
 	Budget    int
 	Results   []*sim.Result
+	// AccuracyNote, when set, is shown under the title: where the
+	// accuracies come from (e.g. "published, not measured").
+	AccuracyNote string
 }
 
 // WriteDir writes dir/index.html, creating dir.
@@ -64,6 +67,9 @@ svg{background:#fff;border:1px solid #e3e3e3}h2{margin-top:28px}code{background:
 `, e(in.Title), chartW)
 	fmt.Fprintf(b, "<h1>%s</h1>\n<p>Trace <code>%s</code>, budget %d cores, SLO P99 %.0f ms.<br>Command: <code>%s</code></p>\n",
 		e(in.Title), e(in.Trace), in.Budget, in.SLOMillis, e(in.Command))
+	if in.AccuracyNote != "" {
+		fmt.Fprintf(b, "<p class=\"accuracy-note\"><strong>%s</strong></p>\n", e(in.AccuracyNote))
+	}
 	b.WriteString("<table><tr><th>policy</th><th>SLO viol. %</th><th>5 s windows P99&gt;SLO %</th><th>P50 ms</th><th>P99 ms</th><th>accuracy</th><th>eff. accuracy</th><th>avg cores</th><th>core-s</th><th>reconf.</th><th>objective / oracle</th></tr>\n")
 	for _, r := range in.Results {
 		m := r.Metrics

@@ -71,3 +71,22 @@ func TestRender(t *testing.T) {
 		t.Fatalf("WriteDir: %v", err)
 	}
 }
+
+func TestRenderAccuracyNote(t *testing.T) {
+	in := Input{Title: "t", Trace: "tr", SLOMillis: 750, Budget: 20, Results: results(t)}
+	var b bytes.Buffer
+	if err := Render(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "accuracy-note") {
+		t.Error("note shown without AccuracyNote")
+	}
+	in.AccuracyNote = "accuracy: published, not measured <x>"
+	b.Reset()
+	if err := Render(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `<p class="accuracy-note"><strong>accuracy: published, not measured &lt;x&gt;</strong></p>`) {
+		t.Error("report lacks the escaped accuracy note")
+	}
+}

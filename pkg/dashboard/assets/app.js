@@ -105,11 +105,13 @@
     setText("stat-p99", fmt(st.totals.p99Ms, 1), st.totals.p99Ms > st.sloMs);
     setText("stat-slo", "ms (SLO " + fmt(st.sloMs, 0) + " ms)");
     setText("stat-violations", fmt(st.totals.violationPct, 2), st.totals.violationPct > 2);
-    setText("stat-accuracy", pct(st.totals.servedAccuracy, 2) + "%");
-    setText("stat-planned", "planned " + pct(st.totals.plannedAccuracy, 2) + "%");
+    // A family without labels (published accuracies): served is not measured.
+    const pub = !!st.accuracyNote;
+    setText("stat-accuracy", pub ? "not measured" : pct(st.totals.servedAccuracy, 2) + "%");
+    setText("stat-planned", "planned " + pct(st.totals.plannedAccuracy, 2) + "%" + (pub ? " (published, not measured)" : ""));
     setText("stat-cores", last ? fmt(last.cores, 2) : "–");
     setText("stat-budget", "of " + fmt(st.budgetCores, 2) + " budget · avg " + fmt(st.totals.avgCores, 2));
-    setText("message", st.message || "");
+    setText("message", (st.message || "") + (pub ? " · " + st.accuracyNote : ""));
 
     const names = [];
     for (const v of st.variants || []) names.push(v.name);
@@ -139,7 +141,7 @@
       sw.style.cssText = "display:inline-block;width:10px;height:10px;margin-right:6px;background:" + colorOf(v.name);
       c0.appendChild(sw);
       c0.appendChild(document.createTextNode(v.name));
-      tr.insertCell().textContent = pct(v.accuracy, 2) + "%";
+      tr.insertCell().textContent = pct(v.accuracy, 2) + "%" + (pub ? " (published, not measured)" : "");
       tr.insertCell().textContent = v.cores > 0 ? fmt(v.cores, 2) : "off";
       tr.insertCell().textContent = v.cores > 0 ? pct(v.share, 1) + "%" : "–";
     }
@@ -151,7 +153,7 @@
       const tr = rb.insertRow();
       tr.dataset.policy = r.policy;
       for (const v of [r.policy + (r.live ? " (running)" : ""), r.requests, fmt(r.violationPct, 2) + "%", fmt(r.p99Ms, 1),
-        pct(r.servedAccuracy, 2) + "%", pct(r.plannedAccuracy, 2) + "%", fmt(r.avgCores, 2), r.errors]) tr.insertCell().textContent = v;
+        pub ? "not measured" : pct(r.servedAccuracy, 2) + "%", pct(r.plannedAccuracy, 2) + "%" + (pub ? " (published)" : ""), fmt(r.avgCores, 2), r.errors]) tr.insertCell().textContent = v;
     }
   }
 
