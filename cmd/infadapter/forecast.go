@@ -23,6 +23,7 @@ import (
 type forecastFlags struct {
 	tracePath string
 	trainDays int
+	scale     float64
 	json      bool
 }
 
@@ -30,6 +31,7 @@ func (f *forecastFlags) bind(c *cobra.Command) {
 	c.Flags().StringVar(&f.tracePath, "trace", filepath.Join("..", "shared", "data", "twitter-trace", "workload.tbz2"),
 		"per-second trace (the Twitter workload.tbz2, or counts/CSV, optionally bzip2/tar)")
 	c.Flags().IntVar(&f.trainDays, "train-days", 14, "days of the trace (after dropping zero-seconds) to train on; the rest is the test split")
+	c.Flags().Float64Var(&f.scale, "scale", 1, "multiply the trace's rates by this factor first (how forecasters do at another service's scale)")
 	c.Flags().BoolVar(&f.json, "json", false, "print machine-readable JSON instead of a table")
 }
 
@@ -44,6 +46,11 @@ func (f *forecastFlags) load() ([]float64, int, error) {
 	tr, err := trace.Read(fh, f.tracePath)
 	if err != nil {
 		return nil, 0, badInput(err)
+	}
+	if f.scale != 1 {
+		if tr, err = tr.Scale(f.scale); err != nil {
+			return nil, 0, badInput(fmt.Errorf("--scale: %w", err))
+		}
 	}
 	series := forecast.DropZeros(tr.RPS)
 	minutes := len(series) / forecast.MinuteSeconds

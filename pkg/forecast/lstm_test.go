@@ -127,3 +127,61 @@ func TestLSTMDeterministic(t *testing.T) {
 		t.Error("a different seed gave identical weights")
 	}
 }
+
+// TestLSTMLiftsLowWindows: a window below the training range is forecast
+// at the range's bottom and scaled back (scale-equivariant there), one
+// within the range exactly as the network computes it, and a steady low
+// load gets a forecast near its level instead of the offset the network
+// learned at the trace's levels (the built-in model said 15.3 for a
+// steady 9 RPS before the lift).
+func TestLSTMLiftsLowWindows(t *testing.T) {
+	m, err := DefaultLSTM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	steady := func(v float64) []float64 { return slices.Repeat([]float64{v}, m.Lookback) }
+	for _, lv := range []float64{0.5, 1, 9, 30} {
+		got, err := m.forecastMinutes(steady(lv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got < 0.8*lv || got > 1.25*lv {
+			t.Errorf("steady %v RPS: forecast %v, want within [0.8, 1.25] × the level", lv, got)
+		}
+	}
+	// A varied window with a mean below Scaler.Min (49 for the built-in
+	// model): forecasts of its scaled copies scale with it.
+	low := []float64{12, 15, 11, 20, 18, 9, 14, 22, 16, 13}
+	base, err := m.forecastMinutes(low)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []float64{0.01, 0.3, 2} {
+		w := make([]float64, len(low))
+		for i, v := range low {
+			w[i] = c * v
+		}
+		got, err := m.forecastMinutes(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got-c*base) > 1e-9*c*base {
+			t.Errorf("window × %v: forecast %v, want %v (× %v of the window's %v)", c, got, c*base, c, base)
+		}
+	}
+	// Within the range: the network's own output, unchanged.
+	in := []float64{120, 150, 90, 200, 180, 130, 160, 210, 170, 140}
+	x := make([]float64, len(in))
+	for i, v := range in {
+		x[i] = m.Scaler.scale(v)
+	}
+	var ws lstmWork
+	ws.init(m.Units, m.Lookback)
+	want := max(m.Scaler.unscale(m.forward(x, &ws)), 0)
+	if got, err := m.forecastMinutes(in); err != nil || got != want {
+		t.Errorf("in-range window: forecast %v (%v), want the network's %v", got, err, want)
+	}
+	if got, err := m.forecastMinutes(steady(0)); err != nil || got != 0 {
+		t.Errorf("idle window: forecast %v (%v), want 0", got, err)
+	}
+}
