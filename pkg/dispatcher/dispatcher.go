@@ -63,6 +63,9 @@ type Dispatcher struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	bufs sync.Pool
+
+	lastRoute atomic.Pointer[routeCache] // see inferRoute
+	realClock bool                       // clock is the real one
 }
 
 // Option customises New.
@@ -95,6 +98,7 @@ func New(cfg Config, opts ...Option) (*Dispatcher, error) {
 	for _, o := range opts {
 		o(d)
 	}
+	_, d.realClock = d.clock.(clock.RealClock)
 	if d.metrics == nil {
 		d.metrics = newMetrics(nil)
 	}
@@ -439,6 +443,7 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body []byte
+	var start time.Time
 	if route.Kind.IsInference() {
 		if r.ContentLength > d.cfg.MaxBodyBytes {
 			m.rejected.Inc()
@@ -464,13 +469,16 @@ func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			oip.WriteError(w, oip.StatusOf(err), err.Error())
 			return
 		}
-		m.arrivals.add(d.clock.Now())
+		start = d.clock.Now()
+		m.arrivals.add(start)
+	} else {
+		start = d.clock.Now()
 	}
 	xff := remoteIP(r.RemoteAddr)
 	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 && xff != "" {
 		xff = strings.Join(prior, ", ") + ", " + xff
 	}
-	d.forward(w, &proxyReq{ctx: r.Context(), method: r.Method, rawQuery: r.URL.RawQuery, header: r.Header, xff: xff}, m, route, body)
+	d.forward(w, &proxyReq{ctx: r.Context(), method: r.Method, rawQuery: r.URL.RawQuery, header: r.Header, xff: xff}, m, route, body, start)
 }
 
 // proxyReq is what forward needs of a client request; the net/http path
@@ -530,9 +538,9 @@ func (d *Dispatcher) modelReady(m *model) bool {
 	return false
 }
 
-// forward proxies one request with at most one retry.
-func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route oip.Route, body []byte) {
-	start := d.clock.Now()
+// forward proxies one request with at most one retry; start is when it
+// arrived (now, on d's clock: one clock read fewer per request).
+func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route oip.Route, body []byte, start time.Time) {
 	m.inFlight.Inc()
 	defer m.inFlight.Dec()
 	// On the fast path (no client context: nothing to follow but the
@@ -541,6 +549,15 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 	cancel := func() {}
 	if r.ctx != nil {
 		ctx, cancel = context.WithTimeout(r.ctx, d.timeout)
+	} else if r.fast != nil {
+		// Socket deadlines are in real time: start is, unless a test
+		// injected another clock.
+		now := start
+		if !d.realClock {
+			now = time.Now()
+		}
+		r.fast.deadline = h1.Deadline{At: now.Add(d.timeout)}
+		ctx = &r.fast.deadline
 	} else {
 		ctx = h1.DeadlineContext(time.Now().Add(d.timeout))
 	}
@@ -734,7 +751,8 @@ func (d *Dispatcher) relayRaw(ctx context.Context, w *httpfast.ResponseWriter, r
 	}
 	var extra []string
 	if r.xff != "" {
-		extra = []string{"X-Forwarded-For", r.xff}
+		r.fast.extra = [2]string{"X-Forwarded-For", r.xff}
+		extra = r.fast.extra[:]
 	}
 	rr := &r.fast.raw
 	err = b.pool.RoundTripRaw(ctx, h1.Request{Method: r.method, PathQuery: path, RawHeader: r.rawHeader, Extra: extra, Body: body,

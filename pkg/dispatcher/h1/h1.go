@@ -95,14 +95,19 @@ func (p *Pool) get(ctx context.Context) (pc *pconn, reused bool, err error) {
 // and a timer per request on a proxy's hot path. Errors past dl wrap
 // context.DeadlineExceeded as with a real deadline. Other APIs (e.g.
 // http.Transport) would never time out with it: use it with Pool only.
-func DeadlineContext(dl time.Time) context.Context { return deadlineCtx{dl: dl} }
+func DeadlineContext(dl time.Time) context.Context { return &Deadline{At: dl} }
 
-type deadlineCtx struct{ dl time.Time }
+// Deadline is DeadlineContext's context as a value a caller can keep and
+// reuse (one per connection, say: no allocation per request); &Deadline
+// is the context.Context. It must not change while a request uses it.
+type Deadline struct{ At time.Time }
 
-func (c deadlineCtx) Deadline() (time.Time, bool) { return c.dl, true }
-func (deadlineCtx) Done() <-chan struct{}         { return nil }
-func (deadlineCtx) Err() error                    { return nil }
-func (deadlineCtx) Value(any) any                 { return nil }
+var _ context.Context = (*Deadline)(nil)
+
+func (c *Deadline) Deadline() (time.Time, bool) { return c.At, true }
+func (*Deadline) Done() <-chan struct{}         { return nil }
+func (*Deadline) Err() error                    { return nil }
+func (*Deadline) Value(any) any                 { return nil }
 
 // put returns a healthy connection for reuse.
 func (p *Pool) put(pc *pconn) {

@@ -569,17 +569,26 @@ func (w *ResponseWriter) finish() {
 
 // WriteStatusLine writes "HTTP/1.1 <code> <reason>" and CRLF to bw.
 func WriteStatusLine(bw *bufio.Writer, code int) {
-	var nb [20]byte
+	if code == http.StatusOK {
+		bw.WriteString("HTTP/1.1 200 OK\r\n")
+		return
+	}
 	bw.WriteString("HTTP/1.1 ")
-	bw.Write(strconv.AppendInt(nb[:0], int64(code), 10))
+	writeInt(bw, int64(code))
 	bw.WriteByte(' ')
 	if t := http.StatusText(code); t != "" {
 		bw.WriteString(t)
 	} else {
 		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(nb[:0], int64(code), 10))
+		writeInt(bw, int64(code))
 	}
 	bw.WriteString("\r\n")
+}
+
+// writeInt writes n in decimal, formatted in bw's own free space (a local
+// array passed to bw.Write escapes: an allocation per call).
+func writeInt(bw *bufio.Writer, n int64) {
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
 }
 
 // WriteHeaderLines writes hdr's fields to bw, leaving out the ones the
@@ -611,14 +620,13 @@ func WriteHeaderLines(bw *bufio.Writer, hdr http.Header) (hasDate bool) {
 // EndHead ends a response head: Date (unless the header had one),
 // Content-Length clen, Connection: close when closing, the empty line.
 func EndHead(bw *bufio.Writer, clen int64, hasDate, closing bool) {
-	var nb [20]byte
 	if !hasDate {
 		bw.WriteString("Date: ")
 		bw.WriteString(Date())
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("Content-Length: ")
-	bw.Write(strconv.AppendInt(nb[:0], clen, 10))
+	writeInt(bw, clen)
 	bw.WriteString("\r\n")
 	if closing {
 		bw.WriteString("Connection: close\r\n")

@@ -302,3 +302,21 @@ func TestServerStreamed(t *testing.T) {
 		t.Errorf("%d errors logged", e.panics.Load())
 	}
 }
+
+// TestWriteStatusLine: known, unknown and 200 codes, also when the
+// writer's free space is too small for the number.
+func TestWriteStatusLine(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		want string
+	}{{200, "HTTP/1.1 200 OK\r\n"}, {404, "HTTP/1.1 404 Not Found\r\n"}, {599, "HTTP/1.1 599 status code 599\r\n"}} {
+		var sb strings.Builder
+		bw := bufio.NewWriterSize(&sb, 16)
+		WriteStatusLine(bw, tc.code)
+		EndHead(bw, 1234567, true, true)
+		_ = bw.Flush()
+		if want := tc.want + "Content-Length: 1234567\r\nConnection: close\r\n\r\n"; sb.String() != want {
+			t.Errorf("%d: %q, want %q", tc.code, sb.String(), want)
+		}
+	}
+}
