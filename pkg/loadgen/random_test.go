@@ -138,3 +138,28 @@ func TestUnlabelledAccuracyNotMeasured(t *testing.T) {
 		t.Fatalf("ok %d accuracy %v note %q labelled %d", rep.OK, rep.Accuracy, rep.AccuracyNote, rep.Labelled)
 	}
 }
+
+// FuzzParseInputShape: any metadata body yields an error or a shape of
+// positive dimensions, never a panic.
+func FuzzParseInputShape(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"r","inputs":[{"name":"input","datatype":"FP32","shape":[-1,3,224,224]}]}`,
+		`{"inputs":[{"shape":[1]}]}`, `{"inputs":[{"shape":[]}]}`, `{"inputs":null}`, `[]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseInputShape(b)
+		if err != nil {
+			return
+		}
+		if len(s) == 0 {
+			t.Fatal("empty shape without error")
+		}
+		for _, d := range s {
+			if d < 1 {
+				t.Fatalf("shape %v has a dimension < 1", s)
+			}
+		}
+	})
+}

@@ -84,3 +84,29 @@ func TestParseFamily(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFamily: never panics; a family file it accepts passes Validate
+// once every variant has a capacity point.
+func FuzzParseFamily(f *testing.F) {
+	f.Add([]byte(familyYAML))
+	f.Add([]byte("name: r\nsloMillis: 1\nvariants:\n- {name: a, accuracy: 0.5, loadTimeSeconds: 0}\n"))
+	f.Add([]byte("name: r\nsloMillis: 1\nvariants: [{name: a, accuracy: 2}]\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseFamily(b, "f.yaml")
+		if err != nil {
+			return
+		}
+		for i := range p.Variants {
+			if len(p.Variants[i].Capacity) == 0 {
+				p.Variants[i].Capacity = []Point{{Cores: 1, RPS: 1}}
+			}
+		}
+		if p.Rule == RulePaperLinear {
+			return // needs two points per variant; not what a family file carries
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("ParseFamily accepted a profile that does not validate with capacities added: %v\n%s", err, b)
+		}
+	})
+}
