@@ -19,6 +19,10 @@ const familyFile = "profile.yaml"
 // family cycles through (each 3×224×224 body is ≈0.75 MB).
 const randomImages = 16
 
+// publishedWarmUp is the warm-up inferences per worker of a server of a
+// published-accuracy family (see runner.warmUp).
+const publishedWarmUp = 3
+
 // NotMeasuredNote is what the summary and the dashboard say about served
 // accuracy when the family has no labelled data set.
 const NotMeasuredNote = "served accuracy not measured: random inputs, no labels; planned and routed accuracy are " + profile.PublishedLabel

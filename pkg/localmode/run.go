@@ -214,7 +214,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 	defer serverLog.Close()
 
 	r.backend, err = local.New(local.Config{Command: cfg.ServerCommand, Env: cfg.ServerEnv,
-		Output: serverLog, Logger: r.log, WarmUp: 20})
+		Output: serverLog, Logger: r.log, WarmUp: r.warmUp()})
 	if err != nil {
 		return nil, fmt.Errorf("local backend: %w", err)
 	}
@@ -337,6 +337,18 @@ func Run(ctx context.Context, cfg Config, opts Options) (_ *Summary, err error) 
 		return sum, ctx.Err()
 	}
 	return sum, nil
+}
+
+// warmUp is the warm-up inferences per worker of a variant server: 20 for
+// the Fashion-MNIST models (< 20 ms in all), 3 for a published-accuracy
+// family (the ResNets: 20 × 37–300 ms per worker, under a fractional quota
+// and next to the instance being replaced, made a variant switch take
+// 7.6 s in the middle of a burst; ORT's first runs are the slow ones).
+func (r *runner) warmUp() int {
+	if r.published != nil {
+		return publishedWarmUp
+	}
+	return 20
 }
 
 func shutdown(s *http.Server) {
