@@ -190,3 +190,53 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Errorf("screenshot %s: %d bytes, not a plausible rendered page", shot, len(png))
 	}
 }
+
+// publishedSource is a dashboard of a family without labels (the
+// random-weight ResNets): accuracies are published, served accuracy is
+// not measured.
+type publishedSource struct{}
+
+func (publishedSource) State() dashboard.State {
+	return dashboard.State{
+		Time: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), Stage: "infadapter", Policy: "infadapter",
+		SLOMillis: 750, BudgetCores: 1, Elapsed: 10, Duration: 150,
+		Series: []dashboard.Sample{{T: 1, RPS: 3, Forecast: 4, P99Millis: 300, Cores: 1,
+			CoresBy: map[string]float64{"resnet50": 1}, ShareBy: map[string]float64{"resnet50": 1}, PlannedAccuracy: 0.7613}},
+		Variants:     []dashboard.Variant{{Name: "resnet50", Accuracy: 0.7613, Cores: 1, Share: 1}, {Name: "resnet18", Accuracy: 0.69758}},
+		Totals:       dashboard.Totals{Policy: "infadapter", Requests: 30, PlannedAccuracy: 0.7613, AvgCores: 1},
+		Finished:     []dashboard.Totals{{Policy: "static-resnet152", Requests: 30, ViolationPct: 80, PlannedAccuracy: 0.78312, AvgCores: 1}},
+		AccuracyNote: "served accuracy not measured: random inputs, no labels; planned and routed accuracy are published, not measured",
+	}
+}
+
+// TestDashboardPublishedAccuracy: with an accuracy note the page shows
+// "not measured" instead of a served figure and labels every accuracy it
+// shows as published.
+func TestDashboardPublishedAccuracy(t *testing.T) {
+	browser := findChromium(t)
+	srv := httptest.NewServer(dashboard.Handler(publishedSource{}, loop.NewJournal(nil, 10)))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append(chromiumFlags(filepath.Join(t.TempDir(), "profile")), "--virtual-time-budget=3000", "--dump-dom", srv.URL+"/")
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, browser, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v\n%s", err, stderr.String())
+	}
+	dom := string(out)
+	for _, want := range []string{
+		`id="stat-accuracy">not measured<`,
+		`id="stat-planned">planned 76.13% (published, not measured)<`,
+		`resnet50</td><td>76.13% (published, not measured)</td>`,
+		`resnet18</td><td>69.76% (published, not measured)</td>`,
+		`<td>static-resnet152</td><td>30</td><td>80.00%</td><td>0.0</td><td>not measured</td><td>78.31% (published)</td>`,
+		"no labels; planned and routed accuracy are published, not measured",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("DOM lacks %q", want)
+		}
+	}
+}
