@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -103,15 +104,7 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	dir := t.TempDir()
 	// --virtual-time-budget lets the page's timers (1 s polling) run for 4 s
 	// of virtual time before the DOM is dumped.
-	args := append(chromiumFlags(filepath.Join(dir, "profile-dom")), "--virtual-time-budget=4000", "--dump-dom", srv.URL+"/")
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, browser, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium --dump-dom: %v\n%s", err, stderr.String())
-	}
-	dom := string(out)
+	dom := dumpDOM(t, ctx, browser, filepath.Join(dir, "profile-dom"), 4000, srv.URL+"/")
 	if src.calls.Load() < 2 {
 		t.Errorf("page polled /api/state %d times in 4 s of virtual time, want >= 2", src.calls.Load())
 	}
@@ -176,9 +169,9 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	if shot == "" {
 		shot = filepath.Join(dir, "dashboard.png")
 	}
-	args = append(chromiumFlags(filepath.Join(dir, "profile-shot")), "--virtual-time-budget=3000",
+	args := append(chromiumFlags(filepath.Join(dir, "profile-shot")), "--virtual-time-budget=3000",
 		"--window-size=1400,1300", "--screenshot="+shot, srv.URL+"/")
-	cmd = exec.CommandContext(ctx, browser, args...)
+	cmd := exec.CommandContext(ctx, browser, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
 	}
@@ -218,15 +211,7 @@ func TestDashboardPublishedAccuracy(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	args := append(chromiumFlags(filepath.Join(t.TempDir(), "profile")), "--virtual-time-budget=3000", "--dump-dom", srv.URL+"/")
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, browser, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium --dump-dom: %v\n%s", err, stderr.String())
-	}
-	dom := string(out)
+	dom := dumpDOM(t, ctx, browser, filepath.Join(t.TempDir(), "profile"), 3000, srv.URL+"/")
 	for _, want := range []string{
 		`id="stat-accuracy">not measured<`,
 		`id="stat-planned">planned 76.13% (published, not measured)<`,
@@ -239,4 +224,19 @@ func TestDashboardPublishedAccuracy(t *testing.T) {
 			t.Errorf("DOM lacks %q", want)
 		}
 	}
+}
+
+// dumpDOM loads url in headless Chromium (user data in profileDir), lets
+// its timers run for budgetMs of virtual time and returns the DOM.
+func dumpDOM(t *testing.T, ctx context.Context, browser, profileDir string, budgetMs int, url string) string {
+	t.Helper()
+	args := append(chromiumFlags(profileDir), fmt.Sprintf("--virtual-time-budget=%d", budgetMs), "--dump-dom", url)
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, browser, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v\n%s", err, stderr.String())
+	}
+	return string(out)
 }

@@ -57,51 +57,19 @@ func TestRunEndToEnd(t *testing.T) {
 
 	// Two variants from the committed linear model (the test checks the
 	// plumbing, not the ladder): "lin-a" and "lin-b".
-	_, file, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(file), "..", "..", "third_party", "models", "fmnist", "linear.onnx")
 	dir := t.TempDir()
-	models := filepath.Join(dir, "models")
-	if err := os.MkdirAll(models, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatalf("committed model: %v", err)
-	}
-	for _, n := range []string{"lin-a", "lin-b"} {
-		if err := os.WriteFile(filepath.Join(models, n+".onnx"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	models := linearCopies(t, dir, "lin-a", "lin-b")
 	// A given profile (core units of 250 m) so the test does not profile.
 	prof := profile.Profile{Name: ModelName, SLOMillis: 500, Variants: []profile.Variant{
 		{Name: "lin-a", Accuracy: 0.84, Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
 		{Name: "lin-b", Accuracy: 0.83, Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
 	}}
-	pb, _ := json.Marshal(prof)
-	profPath := filepath.Join(dir, "profile.json")
-	if err := os.WriteFile(profPath, pb, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	profPath := writeProfile(t, dir, prof)
 
-	cfg := Default()
-	cfg.SLO = 500 * time.Millisecond
-	cfg.PeakRPS, cfg.BaseRPS = 60, 20
-	cfg.ModelsDir = models
-	cfg.Profile = profPath
-	cfg.CacheDir = filepath.Join(dir, "cache")
+	cfg := testConfig(dir, models, profPath)
 	cfg.DashboardAddr = "127.0.0.1:0"
 	cfg.Baseline = "static-best"
-	cfg.Duration = 20 * time.Second
-	cfg.ServerCommand = []string{os.Args[0], "serve-model"}
-	cfg.ServerEnv = []string{envServe + "=1"}
-	var status bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	sum, err := Run(ctx, cfg, Options{Status: &status, Info: &status})
-	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, status.String())
-	}
+	sum, status := runFor(t, cfg)
 	if len(sum.Runs) != 2 || sum.Runs[0].Policy != "infadapter" || sum.Runs[1].Policy != "static-lin-a" {
 		t.Fatalf("runs = %+v", sum.Runs)
 	}
@@ -147,22 +115,8 @@ func TestRunPublishedFamily(t *testing.T) {
 	}
 	_, err := modelserver.LocateLibrary()
 	need(t, err)
-	_, file, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(file), "..", "..", "third_party", "models", "fmnist", "linear.onnx")
 	dir := t.TempDir()
-	models := filepath.Join(dir, "models")
-	if err := os.MkdirAll(models, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatalf("committed model: %v", err)
-	}
-	for _, n := range []string{"pub-a", "pub-b"} {
-		if err := os.WriteFile(filepath.Join(models, n+".onnx"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	models := linearCopies(t, dir, "pub-a", "pub-b")
 	fam := "name: pub\nsloMillis: 500\nvariants:\n" +
 		"- {name: pub-a, accuracy: 0.70, accuracySource: published, loadTimeSeconds: 0}\n" +
 		"- {name: pub-b, accuracy: 0.75, accuracySource: published, loadTimeSeconds: 0}\n"
@@ -173,30 +127,12 @@ func TestRunPublishedFamily(t *testing.T) {
 		{Name: "pub-a", Accuracy: 0.70, AccuracySource: "published", Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
 		{Name: "pub-b", Accuracy: 0.75, AccuracySource: "published", Capacity: []profile.Point{{Cores: 1, RPS: 150}, {Cores: 2, RPS: 300}, {Cores: 4, RPS: 500}}},
 	}}
-	pb, _ := json.Marshal(prof)
-	profPath := filepath.Join(dir, "profile.json")
-	if err := os.WriteFile(profPath, pb, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Default()
-	cfg.SLO = 500 * time.Millisecond
-	cfg.PeakRPS, cfg.BaseRPS = 60, 20
-	cfg.ModelsDir = models
+	profPath := writeProfile(t, dir, prof)
+	cfg := testConfig(dir, models, profPath)
 	cfg.DatasetDir = filepath.Join(dir, "no-dataset") // must not be needed
-	cfg.Profile = profPath
-	cfg.CacheDir = filepath.Join(dir, "cache")
 	cfg.DashboardAddr = ""
 	cfg.Baseline = "none"
-	cfg.Duration = 20 * time.Second
-	cfg.ServerCommand = []string{os.Args[0], "serve-model"}
-	cfg.ServerEnv = []string{envServe + "=1"}
-	var status bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	sum, err := Run(ctx, cfg, Options{Status: &status, Info: &status})
-	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, status.String())
-	}
+	sum, _ := runFor(t, cfg)
 	if len(sum.Runs) != 1 || sum.AccuracyNote != NotMeasuredNote {
 		t.Fatalf("runs %d, note %q", len(sum.Runs), sum.AccuracyNote)
 	}
@@ -216,4 +152,68 @@ func TestRunPublishedFamily(t *testing.T) {
 	if !strings.Contains(out.String(), "published, not measured") {
 		t.Errorf("summary does not label the accuracy:\n%s", out.String())
 	}
+}
+
+// linearCopies writes the committed linear model as each of names (.onnx)
+// into dir/models and returns that directory: variants for tests of the
+// plumbing, not of the ladder.
+func linearCopies(t *testing.T, dir string, names ...string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "..", "..", "third_party", "models", "fmnist", "linear.onnx")
+	models := filepath.Join(dir, "models")
+	if err := os.MkdirAll(models, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("committed model: %v", err)
+	}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(models, n+".onnx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return models
+}
+
+// writeProfile writes prof as dir/profile.json and returns its path.
+func writeProfile(t *testing.T, dir string, prof profile.Profile) string {
+	t.Helper()
+	pb, _ := json.Marshal(prof)
+	path := filepath.Join(dir, "profile.json")
+	if err := os.WriteFile(path, pb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// testConfig is the local-mode configuration of these tests: the given
+// profile, a 20 s replay of a 20–60 RPS trace, an SLO of 500 ms and the
+// test binary as the model server.
+func testConfig(dir, models, profPath string) Config {
+	cfg := Default()
+	cfg.SLO = 500 * time.Millisecond
+	cfg.PeakRPS, cfg.BaseRPS = 60, 20
+	cfg.ModelsDir = models
+	cfg.Profile = profPath
+	cfg.CacheDir = filepath.Join(dir, "cache")
+	cfg.Duration = 20 * time.Second
+	cfg.ServerCommand = []string{os.Args[0], "serve-model"}
+	cfg.ServerEnv = []string{envServe + "=1"}
+	return cfg
+}
+
+// runFor runs cfg (at most 5 minutes) and returns the summary and the
+// status output; it fails the test if Run fails.
+func runFor(t *testing.T, cfg Config) (*Summary, *bytes.Buffer) {
+	t.Helper()
+	var status bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sum, err := Run(ctx, cfg, Options{Status: &status, Info: &status})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, status.String())
+	}
+	return sum, &status
 }
