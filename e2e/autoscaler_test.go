@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -389,7 +390,27 @@ func TestAutoscaler(t *testing.T) {
 		} else if time.Now().After(deadline) {
 			// Not a failure (the weight check below still holds for
 			// whatever moved), but say that this case was not reached.
-			t.Logf("note: within 120 s at 9 rps no converged plan moved traffic onto a new revision (last plan: %s)", autoscaler.Summary(p))
+			t.Logf("note: within 120 s at 9 rps no converged plan moved traffic onto a new revision (last plan: %s; the controller observed %s)",
+				autoscaler.Summary(p), observedRPS(metricsAddr))
+			for _, v := range family {
+				ks, _ := env.Serving.ServingV1().Services("default").Get(ctx, v.name+"-predictor", metav1.GetOptions{})
+				pods, _ := env.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/service=" + v.name + "-predictor"})
+				var ps []string
+				for _, pod := range pods.Items {
+					n := "?"
+					if body, err := httpGet("http://" + net.JoinHostPort(pod.Status.PodIP, "9091") + "/metrics"); err == nil {
+						for _, line := range strings.Split(body, "\n") {
+							if strings.HasPrefix(line, "kn_serving_invocation_duration_seconds_count") {
+								n = strings.TrimSpace(strings.TrimPrefix(line, "kn_serving_invocation_duration_seconds_count"))
+							}
+						}
+					} else {
+						n = err.Error()
+					}
+					ps = append(ps, fmt.Sprintf("%s ip %s ready %v rev %s count %s", pod.Name, pod.Status.PodIP, podIsReady(&pod), pod.Labels["serving.knative.dev/revision"], n))
+				}
+				t.Logf("  %s: latestReady %s; pods: %v", v.name, ks.Status.LatestReadyRevisionName, ps)
+			}
 		}
 		// Whenever the weights changed between two samples, every variant
 		// with weight > 0 afterwards was served by a Ready newest revision
@@ -541,6 +562,45 @@ func TestAutoscaler(t *testing.T) {
 			t.Logf("%s: SKS mode %s, owned by PA %s; PA SKSReady: %q", rev, mode, owner, msg)
 		}
 	})
+}
+
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// observedRPS lists infadapter_autoscaler_observed_rps by variant from a
+// controller's /metrics (for diagnostics).
+func observedRPS(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	if mf := mfs["infadapter_autoscaler_observed_rps"]; mf != nil {
+		for _, m := range mf.GetMetric() {
+			v := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "variant" {
+					v = l.GetValue()
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f rps", v, m.GetGauge().GetValue()))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
 
 // decisionsTotal sums infadapter_autoscaler_decisions_total over its
@@ -812,6 +872,13 @@ func (d *loadDriver) step(ctx context.Context, t *testing.T, dt float64) {
 		if err != nil {
 			continue
 		}
+		// Knative's route sends a predictor's traffic to its latest Ready
+		// revision (traffic latestRevision: true); the pods of older
+		// revisions stay Ready until they scale down, but get none.
+		routed := ""
+		if ks, err := d.env.Serving.ServingV1().Services(d.ns).Get(ctx, v.name+"-predictor", metav1.GetOptions{}); err == nil {
+			routed = ks.Status.LatestReadyRevisionName
+		}
 		var ready []*fakeServer
 		for i := range pods.Items {
 			p := &pods.Items[i]
@@ -828,7 +895,7 @@ func (d *loadDriver) step(ctx context.Context, t *testing.T, dt float64) {
 				d.servers[p.Status.PodIP] = s
 			}
 			live[p.Status.PodIP] = true
-			if podReady(p) {
+			if podReady(p) && p.Labels["serving.knative.dev/revision"] == routed {
 				ready = append(ready, s)
 			}
 		}
