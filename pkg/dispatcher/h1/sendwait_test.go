@@ -35,6 +35,25 @@ func scriptServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) string
 	return ln.Addr().String()
 }
 
+// answerServer is a scriptServer that reads each request on a connection,
+// drains its body and calls answer with the body's length; answer writes
+// the reply, or returns false to end the connection.
+func answerServer(t *testing.T, answer func(c net.Conn, bodyLen int64) bool) string {
+	t.Helper()
+	return scriptServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			n, _ := io.Copy(io.Discard, req.Body)
+			if !answer(c, n) {
+				return
+			}
+		}
+	})
+}
+
 func rawGet(p *Pool, ctx context.Context, body []byte) (int, string, error) {
 	var resp RawResponse
 	method := http.MethodGet
@@ -53,16 +72,10 @@ func rawGet(p *Pool, ctx context.Context, body []byte) (int, string, error) {
 // plain first read(2) after sending would find nothing (EAGAIN); sending
 // from inside RawConn.Read's callback waits for readability instead.
 func TestSendFirstSkipsEmptyRead(t *testing.T) {
-	addr := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			time.Sleep(time.Millisecond)
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
+	addr := answerServer(t, func(c net.Conn, _ int64) bool {
+		time.Sleep(time.Millisecond)
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return err == nil
 	})
 	p := NewPool(addr, &net.Dialer{}, 1)
 	defer p.Close()
@@ -88,20 +101,14 @@ func TestSendFirstSkipsEmptyRead(t *testing.T) {
 // TestSendFirstPartialAnswer: an answer trickling in (status line, the
 // rest of the head, the body in two parts) is read whole.
 func TestSendFirstPartialAnswer(t *testing.T) {
-	addr := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			for _, part := range []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 5\r\n", "\r\nhel", "lo"} {
-				time.Sleep(2 * time.Millisecond)
-				if _, err := io.WriteString(c, part); err != nil {
-					return
-				}
+	addr := answerServer(t, func(c net.Conn, _ int64) bool {
+		for _, part := range []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 5\r\n", "\r\nhel", "lo"} {
+			time.Sleep(2 * time.Millisecond)
+			if _, err := io.WriteString(c, part); err != nil {
+				return false
 			}
 		}
+		return true
 	})
 	p := NewPool(addr, &net.Dialer{}, 1)
 	defer p.Close()
@@ -157,18 +164,12 @@ func TestSendFirstCancel(t *testing.T) {
 // answer or an error), not the deadline.
 func TestSendFirstLargeBody(t *testing.T) {
 	body := []byte(strings.Repeat("x", 8<<20))
-	addr := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			n, _ := io.Copy(io.Discard, req.Body)
-			if n != int64(len(body)) {
-				return
-			}
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	addr := answerServer(t, func(c net.Conn, n int64) bool {
+		if n != int64(len(body)) {
+			return false
 		}
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return err == nil
 	})
 	p := NewPool(addr, &net.Dialer{}, 1)
 	defer p.Close()
