@@ -129,11 +129,8 @@ func (pc *pconn) send(host string, req *Request) error {
 	// from an earlier answer (a misbehaving server) are read as this
 	// answer's start, as before.
 	if !pc.cw.wrote && pc.br.Buffered() == 0 && pc.cr.canSendFirst() {
-		pc.cr.sendFirst(pc.bw)
-		_, err := pc.br.Peek(1)
-		return err
-	}
-	if err := pc.bw.Flush(); err != nil {
+		pc.cr.sendFirst(pc.bw) // the Peek below sends it
+	} else if err := pc.bw.Flush(); err != nil {
 		return err
 	}
 	_, err := pc.br.Peek(1)

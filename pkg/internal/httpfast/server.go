@@ -2,6 +2,7 @@ package httpfast
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -501,21 +502,10 @@ func (w *ResponseWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	var n int64
-	for {
-		if len(w.buf) == cap(w.buf) {
-			w.buf = append(w.buf, 0)[:len(w.buf)]
-		}
-		m, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
-		w.buf = w.buf[:len(w.buf)+m]
-		n += int64(m)
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
+	buf := bytes.NewBuffer(w.buf)
+	n, err := buf.ReadFrom(r)
+	w.buf = buf.Bytes()
+	return n, err
 }
 
 // CloseAfter makes the connection close after this answer (sent with
