@@ -10,10 +10,8 @@ import (
 	"github.com/infadapter/infadapter/pkg/loadgen"
 	"github.com/infadapter/infadapter/pkg/modelserver"
 	"github.com/infadapter/infadapter/pkg/profile"
+	"github.com/infadapter/infadapter/pkg/profiler"
 )
-
-// familyFile is a model family's metadata file (as in pkg/profiler).
-const familyFile = "profile.yaml"
 
 // randomImages is how many distinct random images a run of an unlabelled
 // family cycles through (each 3×224×224 body is ≈0.75 MB).
@@ -35,7 +33,7 @@ const NotMeasuredNote = "served accuracy not measured: random inputs, no labels;
 // seeded random images of the models' input shape, and reports served
 // accuracy as not measured.
 func PublishedFamily(dir string) (*profile.Profile, error) {
-	file := filepath.Join(resolveModelsDir(dir), familyFile)
+	file := filepath.Join(resolveModelsDir(dir), profiler.FamilyFile)
 	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -57,7 +55,7 @@ func PublishedFamily(dir string) (*profile.Profile, error) {
 func checkPublished(fam *profile.Profile, models map[string]string) error {
 	for n := range models {
 		if !slices.ContainsFunc(fam.Variants, func(v profile.Variant) bool { return v.Name == n }) {
-			return fmt.Errorf("%s.onnx has no entry in the family's %s (accuracies are published there)", n, familyFile)
+			return fmt.Errorf("%s.onnx has no entry in the family's %s (accuracies are published there)", n, profiler.FamilyFile)
 		}
 	}
 	return nil

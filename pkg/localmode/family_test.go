@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/infadapter/infadapter/pkg/profiler"
 )
 
 const publishedYAML = `name: resnet
@@ -21,7 +23,7 @@ func TestPublishedFamily(t *testing.T) {
 	if fam, err := PublishedFamily(dir); fam != nil || err != nil {
 		t.Fatalf("no file: %v, %v; want nil, nil", fam, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, familyFile), []byte(publishedYAML), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, profiler.FamilyFile), []byte(publishedYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	fam, err := PublishedFamily(dir)
@@ -36,14 +38,14 @@ func TestPublishedFamily(t *testing.T) {
 	}
 	// One measured variant: not a published family.
 	mixed := strings.Replace(publishedYAML, "0.76130, accuracySource: published", "0.76130, accuracySource: measured", 1)
-	if err := os.WriteFile(filepath.Join(dir, familyFile), []byte(mixed), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, profiler.FamilyFile), []byte(mixed), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if fam, err := PublishedFamily(dir); fam != nil || err != nil {
 		t.Errorf("mixed sources: %v, %v; want nil, nil", fam, err)
 	}
 	// A broken file is an error, not silently Fashion-MNIST.
-	if err := os.WriteFile(filepath.Join(dir, familyFile), []byte("name: [\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, profiler.FamilyFile), []byte("name: [\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := PublishedFamily(dir); err == nil {

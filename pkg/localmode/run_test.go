@@ -16,6 +16,7 @@ import (
 	"github.com/infadapter/infadapter/pkg/dataset/fashionmnist"
 	"github.com/infadapter/infadapter/pkg/modelserver"
 	"github.com/infadapter/infadapter/pkg/profile"
+	"github.com/infadapter/infadapter/pkg/profiler"
 )
 
 // The test binary doubles as the variant server (like pkg/backend/local's
@@ -120,7 +121,7 @@ func TestRunPublishedFamily(t *testing.T) {
 	fam := "name: pub\nsloMillis: 500\nvariants:\n" +
 		"- {name: pub-a, accuracy: 0.70, accuracySource: published, loadTimeSeconds: 0}\n" +
 		"- {name: pub-b, accuracy: 0.75, accuracySource: published, loadTimeSeconds: 0}\n"
-	if err := os.WriteFile(filepath.Join(models, familyFile), []byte(fam), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(models, profiler.FamilyFile), []byte(fam), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	prof := profile.Profile{Name: "pub", SLOMillis: 500, Variants: []profile.Variant{
