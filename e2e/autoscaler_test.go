@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -70,13 +71,14 @@ func TestAutoscaler(t *testing.T) {
 	}
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports)
 	// startReplica starts the controller as pod name; ha keeps Knative's
-	// leader election on (the default in production).
-	startReplica := func(name, metricsAddr string, ha bool) *harness.Proc {
+	// leader election on (the default in production); sksMode is skip on
+	// this test bed except in the step that checks serve.
+	startReplica := func(name, metricsAddr string, ha bool, sksMode string) *harness.Proc {
 		kenv, err := env.KnativeEnv(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"--kubeconfig=" + env.Kubeconfig, "--sks-mode=skip", "--metrics-addr=" + metricsAddr, "--retry-delay=300ms"}
+		args := []string{"--kubeconfig=" + env.Kubeconfig, "--sks-mode=" + sksMode, "--metrics-addr=" + metricsAddr, "--retry-delay=300ms"}
 		if !ha {
 			args = append(args, "--disable-ha")
 		}
@@ -86,7 +88,7 @@ func TestAutoscaler(t *testing.T) {
 		}
 		return p
 	}
-	startController := func() *harness.Proc { return startReplica("infadapter-autoscaler", metricsAddr, false) }
+	startController := func() *harness.Proc { return startReplica("infadapter-autoscaler", metricsAddr, false, "skip") }
 	ctl := startController()
 
 	load := &loadDriver{env: env, ns: "default", rate: 2}
@@ -397,15 +399,11 @@ func TestAutoscaler(t *testing.T) {
 				pods, _ := env.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/service=" + v.name + "-predictor"})
 				var ps []string
 				for _, pod := range pods.Items {
-					n := "?"
-					if body, err := httpGet("http://" + net.JoinHostPort(pod.Status.PodIP, "9091") + "/metrics"); err == nil {
-						for _, line := range strings.Split(body, "\n") {
-							if strings.HasPrefix(line, "kn_serving_invocation_duration_seconds_count") {
-								n = strings.TrimSpace(strings.TrimPrefix(line, "kn_serving_invocation_duration_seconds_count"))
-							}
-						}
-					} else {
+					n := "none"
+					if mfs, err := scrapeMetrics(net.JoinHostPort(pod.Status.PodIP, "9091")); err != nil {
 						n = err.Error()
+					} else if ms := mfs["kn_serving_invocation_duration_seconds"].GetMetric(); len(ms) > 0 {
+						n = fmt.Sprint(ms[0].GetHistogram().GetSampleCount())
 					}
 					ps = append(ps, fmt.Sprintf("%s ip %s ready %v rev %s count %s", pod.Name, pod.Status.PodIP, podIsReady(&pod), pod.Labels["serving.knative.dev/revision"], n))
 				}
@@ -457,7 +455,7 @@ func TestAutoscaler(t *testing.T) {
 				t.Fatal(err)
 			}
 			addrs[n] = fmt.Sprintf("127.0.0.1:%d", port)
-			procs[n] = startReplica(n, addrs[n], true)
+			procs[n] = startReplica(n, addrs[n], true, "skip")
 		}
 		// Knative's leader election (one bucket by default) keeps the
 		// family queue's lease in the system namespace; its holder is
@@ -519,15 +517,7 @@ func TestAutoscaler(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		kenv, err := env.KnativeEnv("infadapter-autoscaler-serve")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := env.StartProcess("infadapter-autoscaler-serve", bin, []string{"--kubeconfig=" + env.Kubeconfig, "--sks-mode=serve",
-			fmt.Sprintf("--metrics-addr=127.0.0.1:%d", port), "--retry-delay=300ms", "--disable-ha"}, kenv)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := startReplica("infadapter-autoscaler-serve", fmt.Sprintf("127.0.0.1:%d", port), false, "serve")
 		defer func() { _ = p.Stop() }()
 		sksGVR := schema.GroupVersionResource{Group: "networking.internal.knative.dev", Version: "v1alpha1", Resource: "serverlessservices"}
 		for _, v := range family {
@@ -564,40 +554,34 @@ func TestAutoscaler(t *testing.T) {
 	})
 }
 
-func httpGet(url string) (string, error) {
-	resp, err := http.Get(url)
+// scrapeMetrics reads the Prometheus text exposition at
+// http://addr/metrics.
+func scrapeMetrics(addr string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
 }
 
 // observedRPS lists infadapter_autoscaler_observed_rps by variant from a
 // controller's /metrics (for diagnostics).
 func observedRPS(addr string) string {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	mfs, err := scrapeMetrics(addr)
 	if err != nil {
 		return err.Error()
 	}
 	var parts []string
-	if mf := mfs["infadapter_autoscaler_observed_rps"]; mf != nil {
-		for _, m := range mf.GetMetric() {
-			v := ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "variant" {
-					v = l.GetValue()
-				}
+	for _, m := range mfs["infadapter_autoscaler_observed_rps"].GetMetric() {
+		v := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "variant" {
+				v = l.GetValue()
 			}
-			parts = append(parts, fmt.Sprintf("%s %.2f rps", v, m.GetGauge().GetValue()))
 		}
+		parts = append(parts, fmt.Sprintf("%s %.2f rps", v, m.GetGauge().GetValue()))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
@@ -606,21 +590,13 @@ func observedRPS(addr string) string {
 // decisionsTotal sums infadapter_autoscaler_decisions_total over its
 // series on a controller's /metrics (0 when it has none yet).
 func decisionsTotal(addr string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
+	mfs, err := scrapeMetrics(addr)
 	if err != nil {
 		return 0, err
 	}
 	sum := 0.0
-	if mf := mfs["infadapter_autoscaler_decisions_total"]; mf != nil {
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue()
-		}
+	for _, m := range mfs["infadapter_autoscaler_decisions_total"].GetMetric() {
+		sum += m.GetCounter().GetValue()
 	}
 	return sum, nil
 }
