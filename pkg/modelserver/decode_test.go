@@ -196,3 +196,62 @@ func FuzzFastV2Header(f *testing.F) {
 		}
 	})
 }
+
+// TestNumberRunAgreesWithParseNumber decodes arrays of numbers in every
+// form a client prints (shortest float32/float64, fixed, exponent, negative,
+// long mantissas, whitespace after some commas) and checks each value bit
+// for bit against parseNumber alone, so the leaf loop and the general loop
+// it hands over to agree wherever one stops and the other goes on.
+func TestNumberRunAgreesWithParseNumber(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := 0; trial < 2000; trial++ {
+		var parts []string
+		var want []float32
+		for k := rng.IntN(40) + 1; k > 0; k-- {
+			x := float64(float32(rng.Float64() * math.Pow(10, float64(rng.IntN(30)-15))))
+			if rng.IntN(4) == 0 {
+				x = -x
+			}
+			var s string
+			switch rng.IntN(6) {
+			case 0:
+				s = strconv.FormatFloat(x, 'g', -1, 64)
+			case 1:
+				s = strconv.FormatFloat(x, 'f', rng.IntN(25), 64)
+			case 2:
+				s = strconv.FormatFloat(x, 'e', rng.IntN(10), 64)
+			case 3:
+				s = strconv.Itoa(rng.IntN(1 << 20))
+			default:
+				s = strconv.FormatFloat(x, 'g', -1, 32)
+			}
+			f, n, ok := parseNumber([]byte(s + ","))
+			if !ok || n != len(s) {
+				t.Fatalf("parseNumber(%q) = %v, %d, %v", s, f, n, ok)
+			}
+			want = append(want, float32(f))
+			if rng.IntN(8) == 0 {
+				s = " " + s
+			}
+			parts = append(parts, s)
+		}
+		body := "[" + strings.Join(parts, ",") + "]"
+		s := scanner{b: []byte(body)}
+		got, ok := s.numbers(nil)
+		if !ok || len(got) != len(want) {
+			t.Fatalf("numbers(%s) = %v, %v; want %v", body, got, ok, want)
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("numbers(%s)[%d] = %v, want %v (%s)", body, i, got[i], want[i], parts[i])
+			}
+		}
+	}
+	// Malformed runs are refused, wherever the leaf loop hands over.
+	for _, body := range []string{"[1,]", "[1.]", "[01]", "[-]", "[1,,2]", "[1.5e]", "[.5]", "[1 2]", "[1,2"} {
+		s := scanner{b: []byte(body)}
+		if got, ok := s.numbers(nil); ok {
+			t.Errorf("numbers(%s) = %v, accepted", body, got)
+		}
+	}
+}
