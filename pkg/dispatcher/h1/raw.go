@@ -91,12 +91,8 @@ var errMalformed = errors.New("malformed HTTP response")
 // readRawHead parses a response head from br into resp. reuse: the
 // connection may carry another request after the body.
 func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chunked bool, err error) {
-	resp.Header = resp.Header[:0]
-	resp.Status = resp.Status[:0]
-	resp.HasDate = false
-	resp.ContentLength = -1
 	total := 0
-	readLine := func() ([]byte, error) {
+	return parseRawHead(func() ([]byte, error) {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
 			if errors.Is(err, bufio.ErrBufferFull) {
@@ -108,7 +104,45 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 			return nil, fmt.Errorf("%w: head larger than %d bytes", errMalformed, maxHeadBytes)
 		}
 		return line, nil
-	}
+	}, req.Method, req.DropResponseHeaders, resp)
+}
+
+// ErrIncomplete: ParseRawHead found no complete head in its input yet.
+var ErrIncomplete = errors.New("incomplete HTTP response head")
+
+// ParseRawHead parses the response head at the start of b into resp (as
+// RoundTripRaw reads it from a connection; resp.Body is left alone), for
+// a caller that reads the connection itself (the dispatcher's event
+// loop). n is the head's length; reuse: the connection may carry another
+// request after the body; chunked: the body is chunked (resp.ContentLength
+// is then -1, as it is for a body that ends when the server closes). It
+// returns ErrIncomplete when b ends before the head does and is not
+// already too large.
+func ParseRawHead(b []byte, method string, drop []string, resp *RawResponse) (n int, reuse, chunked bool, err error) {
+	reuse, chunked, err = parseRawHead(func() ([]byte, error) {
+		i := bytes.IndexByte(b[n:], '\n')
+		if i < 0 {
+			if len(b) > maxHeadBytes {
+				return nil, fmt.Errorf("%w: head larger than %d bytes", errMalformed, maxHeadBytes)
+			}
+			return nil, ErrIncomplete
+		}
+		line := b[n : n+i+1]
+		if n += i + 1; n > maxHeadBytes {
+			return nil, fmt.Errorf("%w: head larger than %d bytes", errMalformed, maxHeadBytes)
+		}
+		return line, nil
+	}, method, drop, resp)
+	return n, reuse, chunked, err
+}
+
+// parseRawHead parses a response head, line by line from readLine (each
+// line with its LF), into resp.
+func parseRawHead(readLine func() ([]byte, error), method string, drop []string, resp *RawResponse) (reuse, chunked bool, err error) {
+	resp.Header = resp.Header[:0]
+	resp.Status = resp.Status[:0]
+	resp.HasDate = false
+	resp.ContentLength = -1
 	{ // the status line (a 1xx answer is returned like any other, as http.ReadResponse does)
 		line, err := readLine()
 		if err != nil {
@@ -187,7 +221,7 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 		case httptok.EqualFold(name, "date"):
 			resp.HasDate = true
 		}
-		if dropped(req.DropResponseHeaders, name) {
+		if dropped(drop, name) {
 			continue
 		}
 		resp.Header = append(resp.Header, name...)
@@ -200,7 +234,7 @@ func readRawHead(br *bufio.Reader, req *Request, resp *RawResponse) (reuse, chun
 		reuse = reuse && !clSeen
 	}
 	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
-		resp.StatusCode < 200 || req.Method == http.MethodHead {
+		resp.StatusCode < 200 || method == http.MethodHead {
 		resp.ContentLength, chunked = 0, false
 	}
 	return reuse, chunked, nil

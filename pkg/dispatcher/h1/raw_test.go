@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -234,4 +235,50 @@ func TestManyStaleConnections(t *testing.T) {
 		t.Fatalf("after the server closed %d idle connections: %v", opened, err)
 	}
 	resp.Body.Close()
+}
+
+// FuzzParseRawHead: the byte-slice parser (the event loop's) and the
+// bufio one (RoundTripRaw's) accept the same heads the same way; given a
+// prefix of a head, ParseRawHead asks for more instead of failing.
+func FuzzParseRawHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: a\r\nContent-Length: 2\r\n\r\n{}",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.0 404 Nope\r\nConnection: close\r\nX: 1\r\nx: 2\r\n\r\n",
+		"HTTP/1.1 204 No Content\nContent-Length: 7\n\n",
+		"HTTP/1.1 200\r\nX-Infadapter-Variant: b\r\nDate: x\r\nContent-Length: 0\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	drop := []string{"x-infadapter-variant"}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var want, got RawResponse
+		br := bufio.NewReaderSize(bytes.NewReader(in), 64<<10)
+		wreuse, wchunked, werr := readRawHead(br, &Request{Method: "POST", DropResponseHeaders: drop}, &want)
+		n, reuse, chunked, err := ParseRawHead(in, "POST", drop, &got)
+		if errors.Is(err, ErrIncomplete) {
+			if werr == nil {
+				t.Fatalf("%q: incomplete, bufio parser accepted it", in)
+			}
+			return
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: ParseRawHead %v, readRawHead %v", in, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if consumed := len(in) - br.Buffered(); n != consumed {
+			t.Fatalf("%q: head of %d bytes, readRawHead read %d", in, n, consumed)
+		}
+		if reuse != wreuse || chunked != wchunked || got.StatusCode != want.StatusCode || got.ContentLength != want.ContentLength ||
+			got.HasDate != want.HasDate || !bytes.Equal(got.Header, want.Header) || !bytes.Equal(got.Status, want.Status) {
+			t.Fatalf("%q: %+v %v %v, readRawHead %+v %v %v", in, got, reuse, chunked, want, wreuse, wchunked)
+		}
+		for k := range n {
+			if _, _, _, err := ParseRawHead(in[:k], "POST", drop, &got); !errors.Is(err, ErrIncomplete) {
+				t.Fatalf("%q: prefix of %d bytes: %v, want ErrIncomplete", in, k, err)
+			}
+		}
+	})
 }
