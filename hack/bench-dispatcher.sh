@@ -25,6 +25,9 @@
 #        PACE_CONNS=256 (connections of the wrk-paced latency run)
 #        DISPATCH_ENV="GOMAXPROCS=1" (extra env for the dispatcher process)
 #        DISPATCH_ARGS="--config f.yaml" (extra flags, e.g. a config with validateJSON: false)
+#        SATURATION_ONLY=1 (only the throughput rounds, a short summary)
+#        DISPATCH2_ARGS="--event-loops 2" (when set, a second dispatcher with these flags,
+#          "dispatcher2", is measured in the same saturation rounds and wrk-paced run)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -34,6 +37,9 @@ THREADS=${THREADS:-2}
 BE_PORT=${BE_PORT:-18091}
 NGX_PORT=${NGX_PORT:-18092}
 DSP_PORT=${DSP_PORT:-18093}
+DSP2_PORT=${DSP2_PORT:-18094}
+KINDS="direct nginx dispatcher"
+[[ -n "${DISPATCH2_ARGS:-}" ]] && KINDS="$KINDS dispatcher2"
 JSON=0
 [[ "${1:-}" == "--json" ]] && JSON=1
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
@@ -106,6 +112,13 @@ env ${DISPATCH_ENV:-} "$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP_PORT" 
   --backend "m=m@http://127.0.0.1:$BE_PORT" ${DISPATCH_ARGS:-} 2>"$TMP/dispatch.log" &
 PIDS+=($!)
 DSP_PID=$!
+DSP2_PID=
+if [[ -n "${DISPATCH2_ARGS:-}" ]]; then
+  env ${DISPATCH_ENV:-} "$TMP/infadapter" dispatch --listen "127.0.0.1:$DSP2_PORT" --admin-listen "" \
+    --backend "m=m@http://127.0.0.1:$BE_PORT" $DISPATCH2_ARGS 2>"$TMP/dispatch2.log" &
+  PIDS+=($!)
+  DSP2_PID=$!
+fi
 
 REQ='{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":['$(printf '0,%.0s' $(seq 783))'0]}]}'
 cat > "$TMP/post.lua" <<LUA
@@ -114,28 +127,28 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '$REQ'
 LUA
 
-for port in $BE_PORT $NGX_PORT $DSP_PORT; do
+for port in $BE_PORT $NGX_PORT $DSP_PORT ${DSP2_PID:+$DSP2_PORT}; do
   for _ in $(seq 50); do
     curl -fsS -o /dev/null -X POST --data "$REQ" "http://127.0.0.1:$port/v2/models/m/infer" && break
     sleep 0.1
   done
 done
 
-declare -A URLS=([direct]="http://127.0.0.1:$BE_PORT" [nginx]="http://127.0.0.1:$NGX_PORT" [dispatcher]="http://127.0.0.1:$DSP_PORT")
+declare -A URLS=([direct]="http://127.0.0.1:$BE_PORT" [nginx]="http://127.0.0.1:$NGX_PORT" [dispatcher]="http://127.0.0.1:$DSP_PORT" [dispatcher2]="http://127.0.0.1:$DSP2_PORT")
 # nginx masters and their workers (started by now: both answered above)
 NGX_PIDS="$(cat "$TMP/px/nginx.pid") $(pgrep -P "$(cat "$TMP/px/nginx.pid")" | tr '\n' ' ')"
 BE_PIDS="$(cat "$TMP/be/nginx.pid") $(pgrep -P "$(cat "$TMP/be/nginx.pid")" | tr '\n' ' ')"
 declare -A TPUT CPU BECPU
-declare -A PROC=([direct]="" [nginx]="$NGX_PIDS" [dispatcher]="$DSP_PID")
+declare -A PROC=([direct]="" [nginx]="$NGX_PIDS" [dispatcher]="$DSP_PID" [dispatcher2]="$DSP2_PID")
 TICK=$(getconf CLK_TCK)
 # cputicks PID...: utime+stime of the processes, in clock ticks.
 cputicks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 log "saturation: wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds"
-for name in direct nginx dispatcher; do : > "$TMP/tput.$name"; : > "$TMP/cpu.$name"; : > "$TMP/becpu.$name"; done
+for name in $KINDS; do : > "$TMP/tput.$name"; : > "$TMP/cpu.$name"; : > "$TMP/becpu.$name"; done
 for r in $(seq "$ROUNDS"); do
-  for name in direct nginx dispatcher; do
+  for name in $KINDS; do
     c0=$(cputicks ${PROC[$name]}); b0=$(cputicks $BE_PIDS)
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$TMP/post.lua" "${URLS[$name]}/v2/models/m/infer")
     c1=$(cputicks ${PROC[$name]}); b1=$(cputicks $BE_PIDS)
@@ -148,9 +161,18 @@ for r in $(seq "$ROUNDS"); do
     log "  round $r $name: $rps req/s, CPU per request: proxy $cpu us, backend $becpu us${non2xx:+ (non-2xx: $non2xx)}"
   done
 done
-for name in direct nginx dispatcher; do
+for name in $KINDS; do
   TPUT[$name]=$(median < "$TMP/tput.$name"); CPU[$name]=$(median < "$TMP/cpu.$name"); BECPU[$name]=$(median < "$TMP/becpu.$name")
 done
+
+if [[ "${SATURATION_ONLY:-0}" == 1 ]]; then
+  for name in $KINDS; do
+    [[ $name == direct ]] && continue
+    echo "$name: ${TPUT[$name]} req/s (ratio to nginx per round: $(paste -d' ' "$TMP/tput.nginx" "$TMP/tput.$name" | awk '{printf "%.2f ", $2/$1}')), CPU per request ${CPU[$name]} us, backend ${BECPU[$name]} us"
+  done
+  echo "direct: ${TPUT[direct]} req/s; 1-min load average $LOAD0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end"
+  exit 0
+fi
 
 RATE=${LAT_RPS:-$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/2}')}
 LOW=${LOW_RPS:-$(awk -v t="${TPUT[nginx]}" 'BEGIN {printf "%d", t/4}')}
@@ -180,7 +202,7 @@ PACE_MS=$(awk -v c="$PACE_CONNS" -v r="$RATE" 'BEGIN {d = int(c*1000/r + 0.5); p
 { cat "$TMP/post.lua"; echo "function delay() return $PACE_MS end"; } > "$TMP/paced.lua"
 toms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}'; }
 log "latency at ~$RATE req/s, wrk-paced: -c$PACE_CONNS, one request per connection every $PACE_MS ms, ${DURATION}s"
-for name in direct nginx dispatcher; do
+for name in $KINDS; do
   out=$(wrk -t"$THREADS" -c"$PACE_CONNS" -d"${DURATION}s" --latency -s "$TMP/paced.lua" "${URLS[$name]}/v2/models/m/infer")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out" | toms)
   p99=$(awk '$1=="99%" {print $2}' <<<"$out" | toms)
@@ -191,7 +213,9 @@ for name in direct nginx dispatcher; do
   log "  $name: p50 $p50 ms  p99 $p99 ms  at $rps req/s${non2xx:+ (non-2xx: $non2xx)}${errs:+ ($errs)}"
 done
 
-PACED="$TMP/paced.txt" PACE_CONNS="$PACE_CONNS" PACE_MS="$PACE_MS" LOAD0="$LOAD0" \
+D2="${DISPATCH2_ARGS:-}" D2TPUT="${TPUT[dispatcher2]:-0}" D2CPU="${CPU[dispatcher2]:-0}" D2BECPU="${BECPU[dispatcher2]:-0}" \
+  D2RATIOS="$([[ -n "$DSP2_PID" ]] && paste -d' ' "$TMP/tput.nginx" "$TMP/tput.dispatcher2" | awk '{printf "%.2f ", $2/$1}')" \
+  PACED="$TMP/paced.txt" PACE_CONNS="$PACE_CONNS" PACE_MS="$PACE_MS" LOAD0="$LOAD0" \
   CPU="${CPU[nginx]} ${CPU[dispatcher]}" BECPU="${BECPU[direct]} ${BECPU[nginx]} ${BECPU[dispatcher]}" \
   RATIOS="$(paste -d' ' "$TMP/tput.nginx" "$TMP/tput.dispatcher" | awk '{printf "%.2f ", $2/$1}')" python3 - "$JSON" "$DURATION" "$ROUNDS" "$CONNS" "$RATE" "$LOW" \
   "${TPUT[direct]}" "${TPUT[nginx]}" "${TPUT[dispatcher]}" \
@@ -231,6 +255,13 @@ res = {
 res["latencyAtHalfLoadWrkPaced"] = {"paceConnections": int(os.environ["PACE_CONNS"]), "paceMs": int(os.environ["PACE_MS"]), **paced,
   "addedP99Ms": {n: paced[n]["p99Ms"] - paced["direct"]["p99Ms"] for n in ("nginx", "dispatcher")}}
 wp = res["latencyAtHalfLoadWrkPaced"]
+if os.environ["D2"]:
+  d2 = {"args": os.environ["D2"], "throughputRps": float(os.environ["D2TPUT"]),
+        "throughputRatioVsNginx": float(os.environ["D2TPUT"]) / t["nginx"],
+        "throughputRatioPerRound": [float(x) for x in os.environ["D2RATIOS"].split()],
+        "proxyCpuUsPerRequest": float(os.environ["D2CPU"]), "backendCpuUsPerRequest": float(os.environ["D2BECPU"]),
+        "wrkPaced": paced.get("dispatcher2"), "wrkPacedAddedP99Ms": paced["dispatcher2"]["p99Ms"] - paced["direct"]["p99Ms"]}
+  res["dispatcher2"] = d2
 res["targets"] = {"throughputRatio>=0.9": res["throughputRatioVsNginx"] >= 0.9,
   "addedP99AtHalfLoad<=0.3ms (loadgen)": half["addedP99Ms"]["dispatcher"] <= 0.3,
   "addedP99AtHalfLoad<=0.3ms (wrk-paced)": wp["addedP99Ms"]["dispatcher"] <= 0.3}
@@ -252,5 +283,10 @@ else:
   print(f"| wrk-paced added P99 vs direct, ms | - | {wp['addedP99Ms']['nginx']:.3f} | {wp['addedP99Ms']['dispatcher']:.3f} |")
   print(f"\ndispatcher added P99 at ~50% load, wrk-paced = {wp['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms)")
   print(f"\ndispatcher/nginx throughput per round: {', '.join(f'{x:.2f}' for x in res['throughputRatioPerRound'])}; CPU per request dispatcher/nginx = {pc['dispatcher'] / pc['nginx']:.2f}")
+  if "dispatcher2" in res:
+    d2 = res["dispatcher2"]
+    print(f"\ndispatcher2 ({d2['args']}): {d2['throughputRps']:.0f} req/s = {d2['throughputRatioVsNginx']:.2f}x nginx (per round: {', '.join(f'{x:.2f}' for x in d2['throughputRatioPerRound'])}); "
+          f"CPU per request {d2['proxyCpuUsPerRequest']:.1f} us = {d2['proxyCpuUsPerRequest'] / pc['nginx']:.2f}x nginx's; backend CPU per request {d2['backendCpuUsPerRequest']:.1f} us; "
+          f"wrk-paced P50/P99 {d2['wrkPaced']['p50Ms']:.3f}/{d2['wrkPaced']['p99Ms']:.3f} ms at {d2['wrkPaced']['achievedRps']:.0f} req/s, added P99 {d2['wrkPacedAddedP99Ms']:.3f} ms")
   print(f"\ndispatcher/nginx throughput = {res['throughputRatioVsNginx']:.2f} (target >= 0.9); dispatcher added P99 at 50% load = {half['addedP99Ms']['dispatcher']:.3f} ms (target <= 0.3 ms); 1-min load average {float(os.environ['LOAD0']):.1f} at the start, {load[0]:.1f} at the end, on {os.cpu_count()} CPUs")
 PY

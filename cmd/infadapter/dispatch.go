@@ -30,6 +30,7 @@ type dispatchFlags struct {
 	backends    []string
 	slo         time.Duration
 	shed        bool
+	eventLoops  int
 }
 
 func init() {
@@ -83,6 +84,7 @@ Config file (every field optional; flags override listen/slo/shed):
 	fl.StringArrayVar(&f.backends, "backend", nil, "model=variant@URL[*weight], repeatable")
 	fl.DurationVar(&f.slo, "slo", 0, "latency SLO (derives the request timeout; needed by --shed)")
 	fl.BoolVar(&f.shed, "shed", false, "SLO-aware load shedding")
+	fl.IntVar(&f.eventLoops, "event-loops", 0, "serve inference requests on this many epoll event loops (Linux; 0 = a goroutine per connection)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -154,11 +156,18 @@ func runDispatch(ctx context.Context, cmd *cobra.Command, f *dispatchFlags) erro
 	// inference requests, net/http for the rest). ReadTimeout bounds slow
 	// uploads like the request timeout bounds slow backends; IdleTimeout
 	// frees keep-alive connections of gone clients.
-	front := d.NewServer(dispatcher.ServerOptions{ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: cfg.Timeout(), IdleTimeout: 2 * time.Minute})
 	type server interface {
 		Serve(net.Listener) error
 		Shutdown(context.Context) error
+	}
+	sopts := dispatcher.ServerOptions{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.Timeout(), IdleTimeout: 2 * time.Minute}
+	var front server = d.NewServer(sopts)
+	if f.eventLoops > 0 {
+		es, err := d.NewEventServer(sopts, f.eventLoops)
+		if err != nil {
+			return badInput(fmt.Errorf("--event-loops: %w", err))
+		}
+		front = es
 	}
 	servers := []server{front}
 	addrs := []string{file.Listen}

@@ -76,6 +76,10 @@ func newFakeBackend(t *testing.T, name string) *fakeBackend {
 
 var stdServer = flag.Bool("std-server", false, "serve the dispatcher in tests with net/http (httptest) instead of its fast-path Server")
 
+// eventLoops > 0 serves the dispatcher in tests with its EventServer
+// (Linux) on that many loops instead of Server.
+var eventLoops = flag.Int("event-loops", 0, "serve the dispatcher in tests with its event-loop server on this many loops")
+
 // testFront is the dispatcher's listening side in tests: its fast-path
 // Server (default) or, with -std-server, net/http's via httptest.
 type testFront struct {
@@ -108,7 +112,7 @@ func startServer(t testing.TB, d *Dispatcher) *testFront {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := d.NewServer(ServerOptions{})
+	s := newTestServer(t, d)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(ln) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
@@ -127,6 +131,25 @@ func startServer(t testing.TB, d *Dispatcher) *testFront {
 	}}
 	t.Cleanup(f.Close)
 	return f
+}
+
+// testServer is what startServer needs of Server and EventServer.
+type testServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// newTestServer is d's Server, or its EventServer with -event-loops.
+func newTestServer(t testing.TB, d *Dispatcher) testServer {
+	t.Helper()
+	if *eventLoops > 0 {
+		s, err := d.NewEventServer(ServerOptions{}, *eventLoops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return d.NewServer(ServerOptions{})
 }
 
 // noHealth is a config without the background health loop, so tests

@@ -164,7 +164,7 @@ func TestServerShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := d.NewServer(ServerOptions{})
+	s := newTestServer(t, d)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	done := make(chan int, 1)
