@@ -63,6 +63,8 @@ Config file (every field optional; flags override listen/slo/shed):
   slo: 750ms          # request timeout = 4 x SLO; load shedding uses it
   shed: true          # 503 + Retry-After when the queue would break the SLO
   healthInterval: 1s  # GET /v2/health/ready on every backend
+  eventLoops: 4       # epoll loops for inference requests (Linux; default
+                      # 2 x GOMAXPROCS; 0 = a goroutine per connection)
   models:
     fmnist:
       - {variant: cnn-s, url: "http://127.0.0.1:9001", weight: 0.7, concurrency: 1}
@@ -84,7 +86,7 @@ Config file (every field optional; flags override listen/slo/shed):
 	fl.StringArrayVar(&f.backends, "backend", nil, "model=variant@URL[*weight], repeatable")
 	fl.DurationVar(&f.slo, "slo", 0, "latency SLO (derives the request timeout; needed by --shed)")
 	fl.BoolVar(&f.shed, "shed", false, "SLO-aware load shedding")
-	fl.IntVar(&f.eventLoops, "event-loops", 0, "serve inference requests on this many epoll event loops (Linux; 0 = a goroutine per connection)")
+	fl.IntVar(&f.eventLoops, "event-loops", -1, "epoll event loops serving inference requests (Linux); 0 = a goroutine per connection; -1 = the config's eventLoops, else 2 x GOMAXPROCS on Linux")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -161,11 +163,18 @@ func runDispatch(ctx context.Context, cmd *cobra.Command, f *dispatchFlags) erro
 		Shutdown(context.Context) error
 	}
 	sopts := dispatcher.ServerOptions{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.Timeout(), IdleTimeout: 2 * time.Minute}
+	loops := dispatcher.DefaultEventLoops()
+	if file.EventLoops != nil {
+		loops = *file.EventLoops
+	}
+	if f.eventLoops >= 0 {
+		loops = f.eventLoops
+	}
 	var front server = d.NewServer(sopts)
-	if f.eventLoops > 0 {
-		es, err := d.NewEventServer(sopts, f.eventLoops)
+	if loops > 0 {
+		es, err := d.NewEventServer(sopts, loops)
 		if err != nil {
-			return badInput(fmt.Errorf("--event-loops: %w", err))
+			return badInput(fmt.Errorf("event loops: %w", err))
 		}
 		front = es
 	}

@@ -34,6 +34,16 @@ type table struct {
 	backends []*backend
 	weights  []float64 // as set, per backend
 	bal      *swrr
+	allH1    bool // every backend is plain http (h1.Pool): the event loop can serve it
+}
+
+func allH1(bs []*backend) bool {
+	for _, b := range bs {
+		if b.pool == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // model is one logical model.
@@ -192,6 +202,7 @@ func (d *Dispatcher) SetBackends(modelName string, bs []Backend) error {
 		nextLive[spec.key()] = b
 	}
 	tab.bal = newSWRR(quantize(tab.weights))
+	tab.allH1 = allH1(tab.backends)
 	m.tab.Store(tab)
 	d.backends[modelName] = nextLive
 	for k, b := range live {
@@ -236,6 +247,7 @@ func (d *Dispatcher) SetWeights(modelName string, weights map[string]float64) er
 		tab.weights[i] = w
 	}
 	tab.bal = newSWRR(quantize(tab.weights))
+	tab.allH1 = allH1(tab.backends)
 	m.tab.Store(tab)
 	d.publishShares(modelName, tab, nil)
 	return nil

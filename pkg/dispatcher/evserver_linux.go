@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,8 @@ type evLoop struct {
 	now   time.Time // coarse: updated every tick
 }
 
-// NewEventServer returns an EventServer for d with n loops (n < 1: 2).
+// NewEventServer returns an EventServer for d with n loops (n < 1:
+// DefaultEventLoops()).
 func (d *Dispatcher) NewEventServer(o ServerOptions, n int) (*EventServer, error) {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = d.timeout
@@ -75,8 +77,12 @@ func (d *Dispatcher) NewEventServer(o ServerOptions, n int) (*EventServer, error
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
 	if n < 1 {
-		n = 2
+		n = DefaultEventLoops()
 	}
+	n = min(n, maxEventLoops)
+	// Timeouts are checked on the loops' ticks: an eighth of the request
+	// timeout (1-100 ms) keeps a request's timeout within 12.5 % late.
+	tick := min(max(d.timeout/8, time.Millisecond), 100*time.Millisecond)
 	s := &EventServer{d: d, opts: o, hl: httpfast.NewHandoffListener(), done: make(chan struct{})}
 	s.std = &http.Server{Handler: d, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout, IdleTimeout: o.IdleTimeout}
 	for range n {
@@ -88,7 +94,7 @@ func (d *Dispatcher) NewEventServer(o ServerOptions, n int) (*EventServer, error
 			return nil, err
 		}
 		lp := &evLoop{s: s, l: l, pools: map[*backend]*bpool{}, conns: map[*cconn]struct{}{}, now: time.Now()}
-		l.Tick = lp.tick
+		l.Tick, l.TickEvery = lp.tick, tick
 		s.loops = append(s.loops, lp)
 	}
 	return s, nil
@@ -191,6 +197,7 @@ func (s *EventServer) stopLoops() {
 	for _, lp := range s.loops {
 		lp.l.Post(func() {
 			for c := range lp.conns {
+				c.lingering = false
 				c.close()
 			}
 			for _, p := range lp.pools {
@@ -301,9 +308,17 @@ type cconn struct {
 	closeAfter bool
 	busy       bool // a request is at a backend
 	paused     bool // read stopped with bytes maybe left in the socket
-	last       time.Time
-	req        evReq
-	xffBuf     []byte
+	sent100    bool // "100 Continue" went out for the current request
+	// lingering: the answer is written and the write side shut down;
+	// what the client still sends is read and dropped until it closes
+	// or lingerUntil (see httpfast's lingerClose: closing with unread
+	// bytes would send RST, and the client might lose the answer).
+	lingering   bool
+	lingerUntil time.Time
+	drained     int
+	last        time.Time
+	req         evReq
+	xffBuf      []byte
 }
 
 // evReq is the request a client connection has at a backend.
@@ -327,6 +342,10 @@ type evReq struct {
 
 func (c *cconn) Event(ev uint32) {
 	if c.dead {
+		return
+	}
+	if !c.lingerUntil.IsZero() {
+		c.drain()
 		return
 	}
 	if ev&(evloop.In|evloop.Hup) != 0 {
@@ -407,10 +426,40 @@ func (c *cconn) close() {
 	if c.dead {
 		return
 	}
+	if c.lingering && c.lingerUntil.IsZero() && unix.Shutdown(c.fd, unix.SHUT_WR) == nil {
+		c.lingerUntil = time.Now().Add(lingerTime)
+		c.in = c.in[:0]
+		c.drain()
+		return
+	}
 	c.dead = true
 	c.lp.l.CloseFd(c.fd)
 	delete(c.lp.conns, c)
 	c.lp.s.conns.Add(-1)
+}
+
+// drain reads and drops input of a lingering connection; it closes at
+// end of stream, on an error, or after lingerBytes.
+func (c *cconn) drain() {
+	var buf [16 << 10]byte
+	for {
+		n, e := evloop.Read(c.fd, buf[:])
+		switch {
+		case e == unix.EAGAIN:
+			return
+		case e == unix.EINTR:
+			continue
+		case e != 0 || n == 0:
+			c.lingering = false
+			c.close()
+			return
+		}
+		if c.drained += n; c.drained > lingerBytes {
+			c.lingering = false
+			c.close()
+			return
+		}
+	}
 }
 
 // checkTimeout enforces the request timeout, the read timeouts and the
@@ -418,6 +467,11 @@ func (c *cconn) close() {
 func (c *cconn) checkTimeout(now time.Time) {
 	o := c.lp.s.opts
 	switch {
+	case !c.lingerUntil.IsZero():
+		if now.After(c.lingerUntil) {
+			c.lingering = false
+			c.close()
+		}
 	case c.busy:
 		if now.After(c.req.deadline) {
 			c.timeout()
@@ -452,7 +506,7 @@ func (c *cconn) serve() {
 			return
 		}
 		h := &c.head
-		if !httpfast.ParseHead(b[:end], h) || h.Expect100 {
+		if !httpfast.ParseHead(b[:end], h) {
 			c.handOff()
 			return
 		}
@@ -466,22 +520,36 @@ func (c *cconn) serve() {
 		if m == nil {
 			c.answerError(http.StatusNotFound, fmt.Sprintf("unknown model %q (serving %v)", route.Model, d.Models()), nil)
 			if int64(len(b)) < total || h.Close {
-				c.closeWhenWritten()
+				c.lingerClose()
 				return
 			}
 			c.consume(int(total))
 			continue
 		}
+		if !m.tab.Load().allH1 {
+			// An https backend (or the std-transport test switch): only
+			// the goroutine path's http.Transport speaks TLS.
+			c.handOff()
+			return
+		}
 		if h.ContentLength > d.cfg.MaxBodyBytes {
 			m.rejected.Inc()
 			c.answerError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", h.ContentLength, d.cfg.MaxBodyBytes), nil)
-			c.closeWhenWritten()
+			c.lingerClose()
 			return
 		}
 		if int64(len(b)) < total {
 			if c.eof {
 				c.close()
 				return
+			}
+			if h.Expect100 && !c.sent100 {
+				c.sent100 = true
+				c.out = append(c.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
+				c.flush()
+				if c.dead {
+					return
+				}
 			}
 			if int64(cap(c.in)) < total {
 				nb := make([]byte, len(c.in), total)
@@ -512,6 +580,7 @@ func (c *cconn) serve() {
 
 // consume drops the first n bytes of in (a served request).
 func (c *cconn) consume(n int) {
+	c.sent100 = false
 	c.in = c.in[:copy(c.in, c.in[n:])]
 	if len(c.in) == 0 && cap(c.in) > keepBodyBuf {
 		c.in = nil
@@ -524,6 +593,19 @@ func (c *cconn) closeWhenWritten() {
 		c.close()
 	}
 }
+
+// lingerClose closes the connection after the answer although the
+// request's body was not read.
+func (c *cconn) lingerClose() {
+	c.lingering = true
+	c.closeWhenWritten()
+}
+
+// Bounds of lingering, as httpfast's.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 16 << 20
+)
 
 // handOff gives the connection with its unread bytes to net/http.
 func (c *cconn) handOff() {
@@ -1156,6 +1238,15 @@ func (be *bconn) close() {
 	}
 	be.dead = true
 	be.headLen = 0
+	if be.cur == nil {
+		// An idle connection the backend closed (nginx drops idle ones
+		// after its keepalive_timeout): out of the idle list, or a later
+		// request would write to a closed — or by then reused — fd.
+		p := be.p
+		if i := slices.Index(p.idle, be); i >= 0 {
+			p.idle = slices.Delete(p.idle, i, i+1)
+		}
+	}
 	be.p.lp.l.CloseFd(be.fd)
 	be.p.closed()
 }

@@ -30,23 +30,27 @@ type File struct {
 	Listen      string `json:"listen"`
 	AdminListen string `json:"adminListen"`
 
-	SLO                string   `json:"slo"`
-	RequestTimeout     string   `json:"requestTimeout"`
-	TimeoutSLOMultiple float64  `json:"timeoutSLOMultiple"`
-	Shed               bool     `json:"shed"`
-	MaxBodyBytes       int64    `json:"maxBodyBytes"`
-	ValidateJSON       *bool    `json:"validateJSON"`
-	HealthInterval     string   `json:"healthInterval"`
-	HealthTimeout      string   `json:"healthTimeout"`
-	UnhealthyThreshold int      `json:"unhealthyThreshold"`
-	HealthyThreshold   int      `json:"healthyThreshold"`
-	EjectAfter         int      `json:"ejectAfter"`
-	EjectBase          string   `json:"ejectBase"`
-	EjectMax           string   `json:"ejectMax"`
-	MaxConnsPerBackend int      `json:"maxConnsPerBackend"`
-	DialTimeout        string   `json:"dialTimeout"`
-	HistorySeconds     int      `json:"historySeconds"`
-	Models             Backends `json:"models"`
+	SLO                string  `json:"slo"`
+	RequestTimeout     string  `json:"requestTimeout"`
+	TimeoutSLOMultiple float64 `json:"timeoutSLOMultiple"`
+	Shed               bool    `json:"shed"`
+	MaxBodyBytes       int64   `json:"maxBodyBytes"`
+	ValidateJSON       *bool   `json:"validateJSON"`
+	HealthInterval     string  `json:"healthInterval"`
+	HealthTimeout      string  `json:"healthTimeout"`
+	UnhealthyThreshold int     `json:"unhealthyThreshold"`
+	HealthyThreshold   int     `json:"healthyThreshold"`
+	EjectAfter         int     `json:"ejectAfter"`
+	EjectBase          string  `json:"ejectBase"`
+	EjectMax           string  `json:"ejectMax"`
+	MaxConnsPerBackend int     `json:"maxConnsPerBackend"`
+	DialTimeout        string  `json:"dialTimeout"`
+	HistorySeconds     int     `json:"historySeconds"`
+	// EventLoops is how many epoll event loops serve inference requests
+	// (EventServer, Linux); 0 serves them with a goroutine per connection
+	// (Server). Unset: DefaultEventLoops().
+	EventLoops *int     `json:"eventLoops"`
+	Models     Backends `json:"models"`
 }
 
 // Backends maps a logical model to its backends.
@@ -110,6 +114,9 @@ func (f File) Config() (Config, error) {
 	setIf(f.EjectAfter, &c.EjectAfter)
 	setIf(f.MaxConnsPerBackend, &c.MaxConnsPerBackend)
 	setIf(f.HistorySeconds, &c.HistorySeconds)
+	if f.EventLoops != nil && (*f.EventLoops < 0 || *f.EventLoops > maxEventLoops) {
+		errs = append(errs, fmt.Errorf("eventLoops must be in [0, %d], got %d", maxEventLoops, *f.EventLoops))
+	}
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -14,6 +14,7 @@ listen: ":8080"
 slo: 750ms
 shed: true
 healthInterval: 2s
+eventLoops: 3
 models:
   fmnist:
     - {variant: cnn-s, url: "http://127.0.0.1:9001", weight: 0.7, concurrency: 2}
@@ -29,6 +30,9 @@ models:
 	if c.SLO != 750*time.Millisecond || !c.Shed || c.HealthInterval != 2*time.Second || c.Timeout() != 3*time.Second {
 		t.Errorf("config %+v", c)
 	}
+	if f.EventLoops == nil || *f.EventLoops != 3 {
+		t.Errorf("eventLoops %v, want 3", f.EventLoops)
+	}
 	want := []Backend{{Variant: "cnn-s", URL: "http://127.0.0.1:9001", Weight: 0.7, Concurrency: 2}, {Variant: "cnn-m", URL: "http://127.0.0.1:9002", Weight: 0.3}}
 	if diff := cmp.Diff(want, f.Models["fmnist"]); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -42,6 +46,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"bad backend", "models: {m: [{variant: a, url: nope}]}", "models.m[0]"},
 		{"shed without slo", "shed: true", "shed needs slo"},
 		{"not yaml", "a: [", "dispatcher config"},
+		{"negative event loops", "eventLoops: -1", "eventLoops must be in [0, 256], got -1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,5 +186,37 @@ func TestServerShutdown(t *testing.T) {
 	}
 	if err := <-served; err != http.ErrServerClosed {
 		t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+	}
+}
+
+// TestBackendClosesIdle: the backend closes the dispatcher's idle
+// keep-alive connections (as nginx does after its keepalive_timeout);
+// later requests get fresh ones, none fails. (The event-loop server once
+// kept such connections in its idle list and wrote to their closed fds.)
+func TestBackendClosesIdle(t *testing.T) {
+	a := newFakeBackend(t, "a")
+	d, srv := newTestDispatcher(t, noHealth())
+	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: a.srv.URL, Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if code, _ := infer(t, srv.Client(), srv.URL, "m"); code != http.StatusOK {
+					t.Errorf("round %d: status %d", round, code)
+				}
+			}()
+		}
+		wg.Wait()
+		a.srv.CloseClientConnections()
+		time.Sleep(20 * time.Millisecond) // the closes reach the dispatcher
+	}
+	for i := range 20 {
+		if code, _ := infer(t, srv.Client(), srv.URL, "m"); code != http.StatusOK {
+			t.Fatalf("request %d after the backend closed idle connections: status %d", i, code)
+		}
 	}
 }
