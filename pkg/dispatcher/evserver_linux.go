@@ -62,6 +62,9 @@ type evLoop struct {
 	pools map[*backend]*bpool
 	conns map[*cconn]struct{}
 	now   time.Time // coarse: updated every tick
+	// pausedLns: listeners removed after an accept error (EMFILE, …);
+	// the next tick adds them back.
+	pausedLns []*lnHandler
 }
 
 // NewEventServer returns an EventServer for d with n loops (n < 1:
@@ -217,6 +220,12 @@ func (s *EventServer) stopLoops() {
 
 func (lp *evLoop) tick(now time.Time) {
 	lp.now = now
+	if len(lp.pausedLns) > 0 && !lp.s.shutdown.Load() {
+		for _, h := range lp.pausedLns {
+			_ = lp.l.AddListener(h.fd, h)
+		}
+		lp.pausedLns = lp.pausedLns[:0]
+	}
 	for c := range lp.conns {
 		c.checkTimeout(now)
 	}
@@ -249,6 +258,13 @@ func (h *lnHandler) Event(uint32) {
 	for range 64 {
 		fd, sa, err := evloop.Accept(h.fd)
 		if err != nil {
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+				// The listener stays readable: pause it on this loop (a
+				// tick re-adds it) instead of spinning on the error.
+				s.d.log.Warn("accept error; pausing accepts on one loop", "err", err)
+				h.lp.l.Remove(h.fd)
+				h.lp.pausedLns = append(h.lp.pausedLns, h)
+			}
 			return
 		}
 		if s.shutdown.Load() {
@@ -1029,6 +1045,17 @@ func (p *bpool) closeIdle() {
 	}
 }
 
+// maxEvResponse bounds a backend response on the event loop, which holds
+// each answer whole in memory before relaying it (Server streams it).
+// A variable for tests.
+var maxEvResponse = 64 << 20
+
+type errResponseTooLarge struct{}
+
+func (errResponseTooLarge) Error() string {
+	return fmt.Sprintf("response larger than the event-loop server's limit of %d bytes", maxEvResponse)
+}
+
 // bconn is a connection to a backend.
 type bconn struct {
 	p          *bpool
@@ -1142,6 +1169,14 @@ func (be *bconn) parse() bool {
 			return true
 		}
 		be.headLen, be.reuse, be.chunked = n, reuse, chunked
+		if be.resp.ContentLength > int64(maxEvResponse) {
+			be.failed(errResponseTooLarge{})
+			return true
+		}
+	}
+	if len(be.in)-be.headLen > maxEvResponse || len(be.body) > maxEvResponse {
+		be.failed(errResponseTooLarge{})
+		return true
 	}
 	if be.chunked {
 		// Decoded as it comes and relayed with a Content-Length, as
