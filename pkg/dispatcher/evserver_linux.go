@@ -45,14 +45,15 @@ type EventServer struct {
 	hl    *httpfast.HandoffListener
 	loops []*evLoop
 
-	startOnce sync.Once
-	mu        sync.Mutex
-	lnfds     []int
-	shutdown  atomic.Bool
-	done      chan struct{}
-	conns     atomic.Int64  // open fast-path client connections
-	next      atomic.Uint32 // round-robin of accepted connections
-	prevProcs int           // GOMAXPROCS before Serve raised it
+	startOnce   sync.Once
+	mu          sync.Mutex
+	lnfds       []int
+	shutdown    atomic.Bool
+	done        chan struct{}
+	conns       atomic.Int64  // open fast-path client connections
+	next        atomic.Uint32 // round-robin of accepted connections
+	prevProcs   int           // GOMAXPROCS before Serve raised it
+	maxResponse int           // maxEvResponse when created
 }
 
 // evLoop is one loop's state, touched only on its thread.
@@ -86,7 +87,7 @@ func (d *Dispatcher) NewEventServer(o ServerOptions, n int) (*EventServer, error
 	// Timeouts are checked on the loops' ticks: an eighth of the request
 	// timeout (1-100 ms) keeps a request's timeout within 12.5 % late.
 	tick := min(max(d.timeout/8, time.Millisecond), 100*time.Millisecond)
-	s := &EventServer{d: d, opts: o, hl: httpfast.NewHandoffListener(), done: make(chan struct{})}
+	s := &EventServer{d: d, opts: o, hl: httpfast.NewHandoffListener(), done: make(chan struct{}), maxResponse: maxEvResponse}
 	s.std = &http.Server{Handler: d, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout, IdleTimeout: o.IdleTimeout}
 	for range n {
 		l, err := evloop.New()
@@ -1050,10 +1051,10 @@ func (p *bpool) closeIdle() {
 // A variable for tests.
 var maxEvResponse = 64 << 20
 
-type errResponseTooLarge struct{}
+type errResponseTooLarge struct{ limit int }
 
-func (errResponseTooLarge) Error() string {
-	return fmt.Sprintf("response larger than the event-loop server's limit of %d bytes", maxEvResponse)
+func (e errResponseTooLarge) Error() string {
+	return fmt.Sprintf("response larger than the event-loop server's limit of %d bytes", e.limit)
 }
 
 // bconn is a connection to a backend.
@@ -1169,13 +1170,13 @@ func (be *bconn) parse() bool {
 			return true
 		}
 		be.headLen, be.reuse, be.chunked = n, reuse, chunked
-		if be.resp.ContentLength > int64(maxEvResponse) {
-			be.failed(errResponseTooLarge{})
+		if be.resp.ContentLength > int64(be.p.lp.s.maxResponse) {
+			be.failed(errResponseTooLarge{be.p.lp.s.maxResponse})
 			return true
 		}
 	}
-	if len(be.in)-be.headLen > maxEvResponse || len(be.body) > maxEvResponse {
-		be.failed(errResponseTooLarge{})
+	if lim := be.p.lp.s.maxResponse; len(be.in)-be.headLen > lim || len(be.body) > lim {
+		be.failed(errResponseTooLarge{be.p.lp.s.maxResponse})
 		return true
 	}
 	if be.chunked {
