@@ -1160,7 +1160,7 @@ func (be *bconn) read() {
 // parse handles the response read so far; true when it is complete (and
 // relayed) or failed.
 func (be *bconn) parse() bool {
-	if be.headLen == 0 {
+	for be.headLen == 0 {
 		n, reuse, chunked, err := h1.ParseRawHead(be.in, http.MethodPost, dropVariantHeader, &be.resp)
 		if errors.Is(err, h1.ErrIncomplete) {
 			return false
@@ -1168,6 +1168,16 @@ func (be *bconn) parse() bool {
 		if err != nil {
 			be.failed(err)
 			return true
+		}
+		if code := be.resp.StatusCode; code < 200 {
+			// An interim answer (100 Continue, 103 Early Hints): the
+			// final one follows. 101 would switch protocols: not here.
+			if code == http.StatusSwitchingProtocols {
+				be.failed(errors.New("backend switched protocols (101)"))
+				return true
+			}
+			be.in = be.in[:copy(be.in, be.in[n:])]
+			continue
 		}
 		be.headLen, be.reuse, be.chunked = n, reuse, chunked
 		if be.resp.ContentLength > int64(be.p.lp.s.maxResponse) {
@@ -1216,6 +1226,11 @@ func (be *bconn) parse() bool {
 func (be *bconn) complete(body []byte, reuse bool) {
 	c := be.cur
 	be.headLen = 0
+	if len(be.out) > 0 {
+		// The backend answered before it had the whole request (an early
+		// error): the rest of it is unsent, the connection unusable.
+		reuse = false
+	}
 	c.req.be = nil
 	be.cur = nil
 	// Back to the pool first, so that the client's next request (answered
