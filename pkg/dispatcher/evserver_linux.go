@@ -121,7 +121,8 @@ func (s *EventServer) Serve(ln net.Listener) error {
 		// Each loop keeps its P while it waits in epoll_wait (see
 		// evloop): give the rest of the program (health checks, the
 		// admin API, handed-over connections, the GC) as many Ps as it
-		// had.
+		// had. Setting GOMAXPROCS also ends the runtime's own updates of
+		// it from the container's CPU limit: the value at Serve stays.
 		s.prevProcs = runtime.GOMAXPROCS(0)
 		runtime.GOMAXPROCS(s.prevProcs + len(s.loops))
 		for _, lp := range s.loops {
@@ -847,7 +848,7 @@ func (c *cconn) backendFailed(err error) {
 		d.log.Warn("backend ejected", "model", m.name, "variant", b.spec.Variant, "url", b.spec.URL, "err", err)
 	}
 	var nb *backend
-	if r.attempt == 0 && time.Now().Before(r.deadline) {
+	if r.attempt == 0 && !c.dead && time.Now().Before(r.deadline) {
 		nb = d.acquire(m, d.clock.Now().UnixNano(), b)
 	}
 	if nb == nil {
