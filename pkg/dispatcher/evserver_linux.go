@@ -334,9 +334,15 @@ type cconn struct {
 	lingering   bool
 	lingerUntil time.Time
 	drained     int
-	last        time.Time
-	req         evReq
-	xffBuf      []byte
+	last        time.Time // last read: the idle timeout counts from it
+	// inSince is when the first byte of the request in `in` arrived:
+	// ReadHeaderTimeout and ReadTimeout count from it, not from the last
+	// read, so a client trickling a byte at a time cannot hold the
+	// connection (net/http's ReadTimeout also covers the whole request).
+	inSince  time.Time
+	bodyWait bool // the head is complete, the body still arriving
+	req      evReq
+	xffBuf   []byte
 }
 
 // evReq is the request a client connection has at a backend.
@@ -383,6 +389,9 @@ func (c *cconn) Event(ev uint32) {
 // read reads what the socket has (until EAGAIN, a short read or EOF).
 func (c *cconn) read() {
 	c.last = c.lp.now
+	if len(c.in) == 0 {
+		c.inSince = c.lp.now
+	}
 	for {
 		if cap(c.in)-len(c.in) < 512 {
 			nb := make([]byte, len(c.in), max(2*cap(c.in), evReadChunk))
@@ -495,7 +504,11 @@ func (c *cconn) checkTimeout(now time.Time) {
 			c.timeout()
 		}
 	case len(c.in) > 0:
-		if now.Sub(c.last) > o.ReadTimeout {
+		limit := o.ReadTimeout
+		if !c.bodyWait {
+			limit = min(limit, o.ReadHeaderTimeout)
+		}
+		if now.Sub(c.inSince) > limit {
 			c.close()
 		}
 	case len(c.out) == 0:
@@ -561,6 +574,7 @@ func (c *cconn) serve() {
 				c.close()
 				return
 			}
+			c.bodyWait = true
 			if h.Expect100 && !c.sent100 {
 				c.sent100 = true
 				c.out = append(c.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
@@ -599,6 +613,8 @@ func (c *cconn) serve() {
 // consume drops the first n bytes of in (a served request).
 func (c *cconn) consume(n int) {
 	c.sent100 = false
+	c.bodyWait = false
+	c.inSince = c.lp.now // a pipelined request's bytes count from now
 	c.in = c.in[:copy(c.in, c.in[n:])]
 	if len(c.in) == 0 && cap(c.in) > keepBodyBuf {
 		c.in = nil

@@ -4,13 +4,17 @@ package dispatcher
 
 import (
 	"bufio"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infadapter/infadapter/pkg/oip"
 )
@@ -100,5 +104,78 @@ func TestEventServerInterimAnswer(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || string(b) != "{}" || resp.Header.Get(oip.VariantHeader) != "a" {
 			t.Fatalf("status %d, body %q, variant %q", resp.StatusCode, b, resp.Header.Get(oip.VariantHeader))
 		}
+	}
+}
+
+// TestEventServerTrickle: a client that sends its request a few bytes at a
+// time is cut off once the head has taken longer than ReadHeaderTimeout,
+// or the whole request longer than ReadTimeout, counted from its first
+// byte — each byte arriving does not restart the clock.
+func TestEventServerTrickle(t *testing.T) {
+	if *eventLoops == 0 {
+		t.Skip("tests EventServer (-event-loops)")
+	}
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = w.Write([]byte(`{"outputs":[]}`))
+	}))
+	defer be.Close()
+	d, err := New(noHealth(), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: be.URL, Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.NewEventServer(ServerOptions{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 600 * time.Millisecond}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	defer s.Close()
+
+	req := "POST " + oip.InferPath("m") + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(inferBody)) + "\r\n\r\n" + inferBody
+	head := strings.Index(req, "\r\n\r\n") + 4
+	for _, tc := range []struct {
+		name  string
+		from  int // bytes sent at once, then one byte every 50 ms
+		limit time.Duration
+	}{
+		{"head", 0, 300 * time.Millisecond},
+		{"body", head, 600 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			if _, err := c.Write([]byte(req[:tc.from])); err != nil {
+				t.Fatal(err)
+			}
+			cut := false
+			for i := tc.from; i < len(req)-1 && time.Since(start) < 5*tc.limit; i++ {
+				time.Sleep(50 * time.Millisecond)
+				if _, err := c.Write([]byte{req[i]}); err != nil {
+					cut = true
+					break
+				}
+				_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					cut = true // EOF or reset: the server closed it
+					break
+				}
+			}
+			if el := time.Since(start); !cut || el < tc.limit {
+				t.Fatalf("trickling the %s: cut %v after %v, want a cut after %v", tc.name, cut, el.Round(time.Millisecond), tc.limit)
+			}
+		})
 	}
 }
