@@ -326,6 +326,7 @@ const readDeadlineSlack = time.Second
 // returns its length. errHandOff: it does not fit the buffer, or it broke
 // off (net/http then answers or closes as it would).
 func (c *Conn) readHead() (int, error) {
+	var headDL time.Time
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		if n := FindHeadEnd(buf); n >= 0 {
@@ -334,11 +335,17 @@ func (c *Conn) readHead() (int, error) {
 		if len(buf) == c.br.Size() {
 			return 0, errHandOff
 		}
-		tmo := c.s.headerTimeout
+		// Idle until the first byte, then ReadHeaderTimeout from that
+		// byte on, however slowly the rest arrives (as in net/http): a
+		// client trickling a byte at a time must not hold the connection.
 		if len(buf) == 0 {
-			tmo = c.s.idleTimeout
+			c.setReadDeadline(time.Now().Add(c.s.idleTimeout))
+		} else {
+			if headDL.IsZero() {
+				headDL = time.Now().Add(c.s.headerTimeout)
+			}
+			c.setReadDeadline(headDL)
 		}
-		c.setReadDeadline(time.Now().Add(tmo))
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			if len(buf) > 0 && !errors.Is(err, io.EOF) {
 				return 0, errHandOff

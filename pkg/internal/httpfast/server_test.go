@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -318,5 +319,34 @@ func TestWriteStatusLine(t *testing.T) {
 		if want := tc.want + "Content-Length: 1234567\r\nConnection: close\r\n\r\n"; sb.String() != want {
 			t.Errorf("%d: %q, want %q", tc.code, sb.String(), want)
 		}
+	}
+}
+
+// TestServerTrickledHead: a request head sent a byte at a time is cut off
+// ReadHeaderTimeout (1 s here, plus the deadline slack) after its first
+// byte; each byte arriving does not restart the clock.
+func TestServerTrickledHead(t *testing.T) {
+	addr, _, _ := startEcho(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := "POST /fast/echo HTTP/1.1\r\nHost: x\r\nX-Padding: " + strings.Repeat("p", 100) + "\r\nContent-Length: 1\r\n\r\n"
+	start := time.Now()
+	cut := false
+	for i := 0; i < len(head)-1 && time.Since(start) < 5*time.Second; i++ {
+		if _, err := c.Write([]byte{head[i]}); err != nil {
+			cut = true
+			break
+		}
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			cut = true // EOF or reset: the server closed it
+			break
+		}
+	}
+	if el := time.Since(start); !cut || el < time.Second || el > 3*time.Second {
+		t.Fatalf("trickled head: cut %v after %v, want a cut 1-3 s after the first byte", cut, el.Round(time.Millisecond))
 	}
 }
