@@ -373,7 +373,7 @@ func (c *cconn) Event(ev uint32) {
 		return
 	}
 	if ev&(evloop.In|evloop.Hup) != 0 {
-		c.read()
+		c.read(ev&evloop.Hup != 0)
 	}
 	if c.dead {
 		return
@@ -387,7 +387,10 @@ func (c *cconn) Event(ev uint32) {
 }
 
 // read reads what the socket has (until EAGAIN, a short read or EOF).
-func (c *cconn) read() {
+// hup: the event that woke the loop said the peer shut down its side;
+// then a short read does not end it, since the end of stream has to be
+// read too — it came with the same edge, and no other event will report it.
+func (c *cconn) read(hup bool) {
 	c.last = c.lp.now
 	if len(c.in) == 0 {
 		c.inSince = c.lp.now
@@ -413,7 +416,7 @@ func (c *cconn) read() {
 			return
 		}
 		c.in = c.in[:len(c.in)+n]
-		if n < len(free) {
+		if n < len(free) && !hup {
 			return
 		}
 		if c.busy && len(c.in) > evMaxHeadSize {
@@ -587,7 +590,7 @@ func (c *cconn) serve() {
 				nb := make([]byte, len(c.in), total)
 				copy(nb, c.in)
 				c.in = nb
-				c.read()
+				c.read(false)
 				if int64(len(c.in)) >= total {
 					continue
 				}
@@ -846,7 +849,7 @@ func (c *cconn) end() {
 	}
 	if c.paused {
 		c.paused = false
-		c.read()
+		c.read(false)
 	}
 	if !c.dead {
 		c.serve()
@@ -1116,7 +1119,7 @@ func (be *bconn) Event(ev uint32) {
 		}
 	}
 	if ev&(evloop.In|evloop.Hup) != 0 {
-		be.read()
+		be.read(ev&evloop.Hup != 0)
 	}
 }
 
@@ -1139,7 +1142,8 @@ func (be *bconn) flush() {
 	}
 }
 
-func (be *bconn) read() {
+// read reads and parses what the socket has; hup as in cconn.read.
+func (be *bconn) read(hup bool) {
 	for {
 		if cap(be.in)-len(be.in) < 512 {
 			nb := make([]byte, len(be.in), max(2*cap(be.in), evReadChunk))
@@ -1168,7 +1172,7 @@ func (be *bconn) read() {
 		if be.parse() || be.dead {
 			return
 		}
-		if n < len(free) {
+		if n < len(free) && !hup {
 			return
 		}
 	}
