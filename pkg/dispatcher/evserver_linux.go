@@ -52,7 +52,7 @@ type EventServer struct {
 	done        chan struct{}
 	conns       atomic.Int64  // open fast-path client connections
 	next        atomic.Uint32 // round-robin of accepted connections
-	prevProcs   int           // GOMAXPROCS before Serve raised it
+	addedProcs  int           // Ps Serve added to GOMAXPROCS for the loops (addProcs)
 	maxResponse int           // maxEvResponse when created
 }
 
@@ -123,8 +123,8 @@ func (s *EventServer) Serve(ln net.Listener) error {
 		// admin API, handed-over connections, the GC) as many Ps as it
 		// had. Setting GOMAXPROCS also ends the runtime's own updates of
 		// it from the container's CPU limit: the value at Serve stays.
-		s.prevProcs = runtime.GOMAXPROCS(0)
-		runtime.GOMAXPROCS(s.prevProcs + len(s.loops))
+		addProcs(len(s.loops))
+		s.addedProcs = len(s.loops)
 		for _, lp := range s.loops {
 			go lp.l.Run()
 		}
@@ -213,9 +213,28 @@ func (s *EventServer) stopLoops() {
 	}
 	s.hl.Close()
 	close(s.done)
-	if s.prevProcs > 0 {
-		runtime.GOMAXPROCS(s.prevProcs)
+	if s.addedProcs > 0 {
+		addProcs(-s.addedProcs)
 	}
+}
+
+// procs counts the Ps that running EventServers hold for their loops,
+// above the program's own GOMAXPROCS (base), so that servers started and
+// stopped in any order — tests run many in one process — leave the
+// program with base + the loops still running, never fewer.
+var procs struct {
+	sync.Mutex
+	base, extra int
+}
+
+func addProcs(n int) {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.extra == 0 {
+		procs.base = runtime.GOMAXPROCS(0)
+	}
+	procs.extra += n
+	runtime.GOMAXPROCS(procs.base + procs.extra)
 }
 
 // ---- the loop ----

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,5 +178,49 @@ func TestEventServerTrickle(t *testing.T) {
 				t.Fatalf("trickling the %s: cut %v after %v, want a cut after %v", tc.name, cut, el.Round(time.Millisecond), tc.limit)
 			}
 		})
+	}
+}
+
+// TestEventServerProcs: each running EventServer adds its loops to
+// GOMAXPROCS (a loop holds its P while it waits); stopping servers in any
+// order leaves the program's own value plus the loops still running.
+func TestEventServerProcs(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	start := func(n int) *EventServer {
+		d, err := New(noHealth(), WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		s, err := d.NewEventServer(ServerOptions{}, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = s.Serve(ln) }()
+		// Serve raises GOMAXPROCS before its loops run; wait for it.
+		for deadline := time.Now().Add(5 * time.Second); runtime.GOMAXPROCS(0) < base+n && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		return s
+	}
+	a := start(2)
+	if got := runtime.GOMAXPROCS(0); got != base+2 {
+		t.Fatalf("one server of 2 loops: GOMAXPROCS %d, want %d", got, base+2)
+	}
+	b := start(3)
+	if got := runtime.GOMAXPROCS(0); got != base+5 {
+		t.Fatalf("two servers (2 + 3 loops): GOMAXPROCS %d, want %d", got, base+5)
+	}
+	_ = a.Close()
+	if got := runtime.GOMAXPROCS(0); got != base+3 {
+		t.Fatalf("first server stopped: GOMAXPROCS %d, want %d", got, base+3)
+	}
+	_ = b.Close()
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Fatalf("both stopped: GOMAXPROCS %d, want %d", got, base)
 	}
 }
