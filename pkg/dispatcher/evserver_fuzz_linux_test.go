@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,31 +16,6 @@ import (
 
 	"github.com/infadapter/infadapter/pkg/oip"
 )
-
-// startFuzzEventServer starts an EventServer (one loop) for model "m" in
-// front of backendURL and returns its address.
-func startFuzzEventServer(f *testing.F, backendURL string) string {
-	f.Helper()
-	d, err := New(noHealth(), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { d.Close() })
-	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: backendURL, Weight: 1}}); err != nil {
-		f.Fatal(err)
-	}
-	s, err := d.NewEventServer(ServerOptions{ReadHeaderTimeout: time.Second, ReadTimeout: time.Second}, 1)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	go func() { _ = s.Serve(ln) }()
-	f.Cleanup(func() { _ = s.Close() })
-	return ln.Addr().String()
-}
 
 // readAnswers reads HTTP/1.1 responses from br until the server closes,
 // failing on bytes that are not one.
@@ -77,7 +51,7 @@ func FuzzEventServerClient(f *testing.F) {
 		_, _ = w.Write([]byte(`{"model_name":"a","outputs":[]}`))
 	}))
 	f.Cleanup(be.Close)
-	addr := startFuzzEventServer(f, be.URL)
+	_, addr := startEventServer(f, be.URL, ServerOptions{ReadHeaderTimeout: time.Second, ReadTimeout: time.Second}, 1)
 	req := func(extra, body string) string {
 		return "POST " + oip.InferPath("m") + " HTTP/1.1\r\nHost: x\r\n" + extra + "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	}
@@ -144,7 +118,7 @@ func FuzzEventServerBackend(f *testing.F) {
 			}()
 		}
 	}()
-	addr := startFuzzEventServer(f, "http://"+ln.Addr().String())
+	_, addr := startEventServer(f, "http://"+ln.Addr().String(), ServerOptions{ReadHeaderTimeout: time.Second, ReadTimeout: time.Second}, 1)
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\n\r\n{} until close"))

@@ -123,6 +123,13 @@ func (s *EventServer) Serve(ln net.Listener) error {
 		// admin API, handed-over connections, the GC) as many Ps as it
 		// had. Setting GOMAXPROCS also ends the runtime's own updates of
 		// it from the container's CPU limit: the value at Serve stays.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		select {
+		case <-s.done: // closed meanwhile: start nothing to stop again
+			return
+		default:
+		}
 		addProcs(len(s.loops))
 		s.addedProcs = len(s.loops)
 		for _, lp := range s.loops {
@@ -130,13 +137,25 @@ func (s *EventServer) Serve(ln net.Listener) error {
 		}
 	})
 	s.mu.Lock()
-	s.lnfds = append(s.lnfds, fd)
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		unix.Close(fd)
+		return http.ErrServerClosed
+	default:
+	}
+	s.lnfds = append(s.lnfds, fd) // closed by Shutdown or stopLoops
 	s.mu.Unlock()
 	for _, lp := range s.loops {
 		errc := make(chan error, 1)
 		lp.l.Post(func() { errc <- lp.l.AddListener(fd, &lnHandler{lp: lp, fd: fd}) })
-		if err := <-errc; err != nil {
-			return err
+		select { // a loop closed meanwhile never runs what was posted
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		case <-s.done:
+			return http.ErrServerClosed
 		}
 	}
 	<-s.done
@@ -152,6 +171,7 @@ func (s *EventServer) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	fds := s.lnfds
+	s.lnfds = nil
 	s.mu.Unlock()
 	for _, lp := range s.loops {
 		lp.l.Post(func() {
@@ -199,6 +219,10 @@ func (s *EventServer) stopLoops() {
 		return
 	default:
 	}
+	for _, fd := range s.lnfds { // Close without Shutdown
+		unix.Close(fd)
+	}
+	s.lnfds = nil
 	for _, lp := range s.loops {
 		lp.l.Post(func() {
 			for c := range lp.conns {
@@ -415,13 +439,9 @@ func (c *cconn) read(hup bool) {
 		c.inSince = c.lp.now
 	}
 	for {
-		if cap(c.in)-len(c.in) < 512 {
-			nb := make([]byte, len(c.in), max(2*cap(c.in), evReadChunk))
-			copy(nb, c.in)
-			c.in = nb
-		}
-		free := c.in[len(c.in):cap(c.in)]
-		n, e := evloop.Read(c.fd, free)
+		var n, room int
+		var e syscall.Errno
+		c.in, n, room, e = readMore(c.fd, c.in)
 		switch {
 		case e == unix.EAGAIN:
 			return
@@ -434,8 +454,7 @@ func (c *cconn) read(hup bool) {
 			c.eof = true
 			return
 		}
-		c.in = c.in[:len(c.in)+n]
-		if n < len(free) && !hup {
+		if n < room && !hup {
 			return
 		}
 		if c.busy && len(c.in) > evMaxHeadSize {
@@ -1161,16 +1180,27 @@ func (be *bconn) flush() {
 	}
 }
 
+// readMore reads once from fd into buf's free space, growing buf first
+// when less than 512 bytes are free, and returns buf with what was read
+// appended, the count, the room the read had (n < room: a short read) and
+// the error (EAGAIN: nothing there; n == 0 without error: end of stream).
+func readMore(fd int, buf []byte) ([]byte, int, int, syscall.Errno) {
+	if cap(buf)-len(buf) < 512 {
+		nb := make([]byte, len(buf), max(2*cap(buf), evReadChunk))
+		copy(nb, buf)
+		buf = nb
+	}
+	free := buf[len(buf):cap(buf)]
+	n, e := evloop.Read(fd, free)
+	return buf[:len(buf)+n], n, len(free), e
+}
+
 // read reads and parses what the socket has; hup as in cconn.read.
 func (be *bconn) read(hup bool) {
 	for {
-		if cap(be.in)-len(be.in) < 512 {
-			nb := make([]byte, len(be.in), max(2*cap(be.in), evReadChunk))
-			copy(nb, be.in)
-			be.in = nb
-		}
-		free := be.in[len(be.in):cap(be.in)]
-		n, e := evloop.Read(be.fd, free)
+		var n, room int
+		var e syscall.Errno
+		be.in, n, room, e = readMore(be.fd, be.in)
 		switch {
 		case e == unix.EAGAIN:
 			return
@@ -1183,7 +1213,6 @@ func (be *bconn) read(hup bool) {
 			be.eof()
 			return
 		}
-		be.in = be.in[:len(be.in)+n]
 		if be.cur == nil {
 			be.close() // an idle connection got bytes: not HTTP we can use
 			return
@@ -1191,7 +1220,7 @@ func (be *bconn) read(hup bool) {
 		if be.parse() || be.dead {
 			return
 		}
-		if n < len(free) && !hup {
+		if n < room && !hup {
 			return
 		}
 	}

@@ -121,24 +121,7 @@ func TestEventServerTrickle(t *testing.T) {
 		_, _ = w.Write([]byte(`{"outputs":[]}`))
 	}))
 	defer be.Close()
-	d, err := New(noHealth(), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: be.URL, Weight: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := d.NewEventServer(ServerOptions{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 600 * time.Millisecond}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(ln) }()
-	defer s.Close()
+	_, addr := startEventServer(t, be.URL, ServerOptions{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 600 * time.Millisecond}, 1)
 
 	req := "POST " + oip.InferPath("m") + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
 		strconv.Itoa(len(inferBody)) + "\r\n\r\n" + inferBody
@@ -152,7 +135,7 @@ func TestEventServerTrickle(t *testing.T) {
 		{"body", head, 600 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,20 +170,7 @@ func TestEventServerTrickle(t *testing.T) {
 func TestEventServerProcs(t *testing.T) {
 	base := runtime.GOMAXPROCS(0)
 	start := func(n int) *EventServer {
-		d, err := New(noHealth(), WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		s, err := d.NewEventServer(ServerOptions{}, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = s.Serve(ln) }()
+		s, _ := startEventServer(t, "", ServerOptions{}, n)
 		// Serve raises GOMAXPROCS before its loops run; wait for it.
 		for deadline := time.Now().Add(5 * time.Second); runtime.GOMAXPROCS(0) < base+n && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
@@ -223,4 +193,32 @@ func TestEventServerProcs(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != base {
 		t.Fatalf("both stopped: GOMAXPROCS %d, want %d", got, base)
 	}
+}
+
+// startEventServer starts a dispatcher for model "m" (one variant at
+// backendURL; none when "") served by an EventServer of n loops, closed
+// when the test ends, and returns the server and its address.
+func startEventServer(tb testing.TB, backendURL string, opts ServerOptions, n int) (*EventServer, string) {
+	tb.Helper()
+	d, err := New(noHealth(), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	if backendURL != "" {
+		if err := d.SetBackends("m", []Backend{{Variant: "a", URL: backendURL, Weight: 1}}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	s, err := d.NewEventServer(opts, n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	tb.Cleanup(func() { _ = s.Close() })
+	return s, ln.Addr().String()
 }
