@@ -575,20 +575,13 @@ func (d *Dispatcher) forward(w http.ResponseWriter, r *proxyReq, m *model, route
 	}
 	defer func() { cancel() }()
 
-	b := d.acquire(m, start.UnixNano(), nil)
+	b, ref := d.admit(m, start)
 	if b == nil {
-		d.metrics.requests.WithLabelValues(m.name, noVariant, OutcomeNoBackend).Inc()
-		oip.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q has no backend with a positive weight", m.name))
-		return
-	}
-	if d.cfg.Shed {
-		if wait, shed := d.shouldShed(b); shed {
-			b.release()
-			b.requests[OutcomeShed].Inc()
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-			oip.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("overloaded: expected queueing delay %v on %s would break the %v SLO", wait.Round(time.Millisecond), b.spec.Variant, d.cfg.SLO))
-			return
+		if ref.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(ref.retryAfter))
 		}
+		oip.WriteError(w, http.StatusServiceUnavailable, ref.msg)
+		return
 	}
 	for attempt := 0; ; attempt++ {
 		// Requests ahead of this one on b: if fewer than its concurrency,
@@ -670,6 +663,35 @@ func (d *Dispatcher) acquire(m *model, now int64, exclude *backend) *backend {
 		b.release()
 	}
 	return nil
+}
+
+// refusal is why admit gave a request no backend: answer 503 with msg,
+// and with Retry-After: retryAfter seconds when it is above 0 (shed).
+type refusal struct {
+	msg        string
+	retryAfter int
+}
+
+// admit picks the backend for a new request of m arriving at start
+// (acquire: the caller must release it) and applies load shedding; it
+// counts a refusal in the metrics. Both servers call it.
+func (d *Dispatcher) admit(m *model, start time.Time) (*backend, refusal) {
+	b := d.acquire(m, start.UnixNano(), nil)
+	if b == nil {
+		d.metrics.requests.WithLabelValues(m.name, noVariant, OutcomeNoBackend).Inc()
+		return nil, refusal{msg: fmt.Sprintf("model %q has no backend with a positive weight", m.name)}
+	}
+	if d.cfg.Shed {
+		if wait, shed := d.shouldShed(b); shed {
+			b.release()
+			b.requests[OutcomeShed].Inc()
+			return nil, refusal{
+				msg:        fmt.Sprintf("overloaded: expected queueing delay %v on %s would break the %v SLO", wait.Round(time.Millisecond), b.spec.Variant, d.cfg.SLO),
+				retryAfter: max(1, int(math.Ceil(wait.Seconds()))),
+			}
+		}
+	}
+	return b, refusal{}
 }
 
 // shouldShed estimates the wait of a new request on b as an M/M/c queue's

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -791,20 +790,14 @@ func (c *cconn) start(m *model, route oip.Route, body []byte, total int) {
 	if h.Close {
 		c.closeAfter = true
 	}
-	b := d.acquire(m, start.UnixNano(), nil)
+	b, ref := d.admit(m, start)
 	if b == nil {
-		d.metrics.requests.WithLabelValues(m.name, noVariant, OutcomeNoBackend).Inc()
-		c.finishError(http.StatusServiceUnavailable, fmt.Sprintf("model %q has no backend with a positive weight", m.name), nil)
-		return
-	}
-	if d.cfg.Shed {
-		if wait, shed := d.shouldShed(b); shed {
-			b.release()
-			b.requests[OutcomeShed].Inc()
-			c.finishError(http.StatusServiceUnavailable, fmt.Sprintf("overloaded: expected queueing delay %v on %s would break the %v SLO", wait.Round(time.Millisecond), b.spec.Variant, d.cfg.SLO),
-				[]byte("Retry-After: "+strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))+"\r\n"))
-			return
+		var hdr []byte
+		if ref.retryAfter > 0 {
+			hdr = []byte("Retry-After: " + strconv.Itoa(ref.retryAfter) + "\r\n")
 		}
+		c.finishError(http.StatusServiceUnavailable, ref.msg, hdr)
+		return
 	}
 	c.busy = true
 	c.send(b)
