@@ -713,10 +713,10 @@ func (c *cconn) handOff() {
 func (c *cconn) answerError(status int, msg string, hdr []byte) {
 	w := evErrWriter{}
 	oip.WriteError(&w, status, msg)
-	c.out = appendStatusLine(c.out, status)
+	c.out = httpfast.AppendStatusLine(c.out, status)
 	c.out = append(c.out, "Content-Type: application/json\r\n"...)
 	c.out = append(c.out, hdr...)
-	c.out = appendEndHead(c.out, int64(len(w.body)), false, c.closeAfter || c.head.Close)
+	c.out = httpfast.AppendEndHead(c.out, int64(len(w.body)), false, c.closeAfter || c.head.Close)
 	c.out = append(c.out, w.body...)
 	c.flush()
 }
@@ -735,37 +735,6 @@ func (w *evErrWriter) Header() http.Header {
 }
 func (w *evErrWriter) WriteHeader(int)             {}
 func (w *evErrWriter) Write(p []byte) (int, error) { w.body = append(w.body, p...); return len(p), nil }
-
-func appendStatusLine(b []byte, code int) []byte {
-	if code == http.StatusOK {
-		return append(b, "HTTP/1.1 200 OK\r\n"...)
-	}
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, ' ')
-	if t := http.StatusText(code); t != "" {
-		b = append(b, t...)
-	} else {
-		b = append(b, "status code "...)
-		b = strconv.AppendInt(b, int64(code), 10)
-	}
-	return append(b, "\r\n"...)
-}
-
-func appendEndHead(b []byte, clen int64, hasDate, closing bool) []byte {
-	if !hasDate {
-		b = append(b, "Date: "...)
-		b = append(b, httpfast.Date()...)
-		b = append(b, "\r\n"...)
-	}
-	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, clen, 10)
-	b = append(b, "\r\n"...)
-	if closing {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	return append(b, "\r\n"...)
-}
 
 // start begins forwarding a validated request (forward's first half).
 func (c *cconn) start(m *model, route oip.Route, body []byte, total int) {
@@ -951,10 +920,10 @@ func (c *cconn) answered(rr *h1.RawResponse, body []byte) {
 	d := c.lp.s.d
 	r := &c.req
 	if !c.dead {
-		c.out = appendStatusLine(c.out, rr.StatusCode)
+		c.out = httpfast.AppendStatusLine(c.out, rr.StatusCode)
 		c.out = append(c.out, rr.Header...)
 		c.out = append(c.out, r.b.variantLine...)
-		c.out = appendEndHead(c.out, int64(len(body)), rr.HasDate, c.closeAfter)
+		c.out = httpfast.AppendEndHead(c.out, int64(len(body)), rr.HasDate, c.closeAfter)
 		c.out = append(c.out, body...)
 		c.flush()
 	}

@@ -566,26 +566,24 @@ func (w *ResponseWriter) finish() {
 
 // WriteStatusLine writes "HTTP/1.1 <code> <reason>" and CRLF to bw.
 func WriteStatusLine(bw *bufio.Writer, code int) {
-	if code == http.StatusOK {
-		bw.WriteString("HTTP/1.1 200 OK\r\n")
-		return
-	}
-	bw.WriteString("HTTP/1.1 ")
-	writeInt(bw, int64(code))
-	bw.WriteByte(' ')
-	if t := http.StatusText(code); t != "" {
-		bw.WriteString(t)
-	} else {
-		bw.WriteString("status code ")
-		writeInt(bw, int64(code))
-	}
-	bw.WriteString("\r\n")
+	bw.Write(AppendStatusLine(bw.AvailableBuffer(), code))
 }
 
-// writeInt writes n in decimal, formatted in bw's own free space (a local
-// array passed to bw.Write escapes: an allocation per call).
-func writeInt(bw *bufio.Writer, n int64) {
-	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
+// AppendStatusLine appends "HTTP/1.1 <code> <reason>" and CRLF to b.
+func AppendStatusLine(b []byte, code int) []byte {
+	if code == http.StatusOK {
+		return append(b, "HTTP/1.1 200 OK\r\n"...)
+	}
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if t := http.StatusText(code); t != "" {
+		b = append(b, t...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(code), 10)
+	}
+	return append(b, "\r\n"...)
 }
 
 // WriteHeaderLines writes hdr's fields to bw, leaving out the ones the
@@ -617,18 +615,23 @@ func WriteHeaderLines(bw *bufio.Writer, hdr http.Header) (hasDate bool) {
 // EndHead ends a response head: Date (unless the header had one),
 // Content-Length clen, Connection: close when closing, the empty line.
 func EndHead(bw *bufio.Writer, clen int64, hasDate, closing bool) {
+	bw.Write(AppendEndHead(bw.AvailableBuffer(), clen, hasDate, closing))
+}
+
+// AppendEndHead appends what EndHead writes to b.
+func AppendEndHead(b []byte, clen int64, hasDate, closing bool) []byte {
 	if !hasDate {
-		bw.WriteString("Date: ")
-		bw.WriteString(Date())
-		bw.WriteString("\r\n")
+		b = append(b, "Date: "...)
+		b = append(b, Date()...)
+		b = append(b, "\r\n"...)
 	}
-	bw.WriteString("Content-Length: ")
-	writeInt(bw, clen)
-	bw.WriteString("\r\n")
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, clen, 10)
+	b = append(b, "\r\n"...)
 	if closing {
-		bw.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	}
-	bw.WriteString("\r\n")
+	return append(b, "\r\n"...)
 }
 
 // validHeaderName: a non-empty token (net/http drops other names too).
