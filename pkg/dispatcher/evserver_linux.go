@@ -589,9 +589,12 @@ func (c *cconn) serve() {
 		m := d.model(route.Model)
 		total := int64(end) + h.ContentLength
 		if m == nil {
+			closing := int64(len(b)) < total || h.Close
+			if closing {
+				c.closeLingering()
+			}
 			c.answerError(http.StatusNotFound, fmt.Sprintf("unknown model %q (serving %v)", route.Model, d.Models()), nil)
-			if int64(len(b)) < total || h.Close {
-				c.lingerClose()
+			if closing {
 				return
 			}
 			c.consume(int(total))
@@ -605,8 +608,8 @@ func (c *cconn) serve() {
 		}
 		if h.ContentLength > d.cfg.MaxBodyBytes {
 			m.rejected.Inc()
+			c.closeLingering()
 			c.answerError(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d", h.ContentLength, d.cfg.MaxBodyBytes), nil)
-			c.lingerClose()
 			return
 		}
 		if int64(len(b)) < total {
@@ -668,11 +671,13 @@ func (c *cconn) closeWhenWritten() {
 	}
 }
 
-// lingerClose closes the connection after the answer although the
-// request's body was not read.
-func (c *cconn) lingerClose() {
-	c.lingering = true
-	c.closeWhenWritten()
+// closeLingering marks the connection to close, lingering first, once
+// the next answer is written, because the request's body was not read.
+// Call it before writing that answer, so that the answer says
+// "Connection: close": a client that reuses the connection otherwise
+// sends its next request into a closing socket and reads EOF.
+func (c *cconn) closeLingering() {
+	c.lingering, c.closeAfter = true, true
 }
 
 // Bounds of lingering, as httpfast's.

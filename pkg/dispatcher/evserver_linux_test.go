@@ -222,3 +222,40 @@ func startEventServer(tb testing.TB, backendURL string, opts ServerOptions, n in
 	tb.Cleanup(func() { _ = s.Close() })
 	return s, ln.Addr().String()
 }
+
+// TestEventServerCloseAnnounced: an answer after which the server closes
+// the connection without reading the request's body (413, or 404 with the
+// body still coming) says "Connection: close", so that a client does not
+// send its next request on a connection that is closing.
+func TestEventServerCloseAnnounced(t *testing.T) {
+	if *eventLoops == 0 {
+		t.Skip("tests EventServer (-event-loops)")
+	}
+	s, addr := startEventServer(t, "http://127.0.0.1:1", ServerOptions{}, 1)
+	for _, tc := range []struct {
+		path string
+		clen int
+		want int
+	}{
+		{oip.InferPath("m"), int(s.d.cfg.MaxBodyBytes) + 1, http.StatusRequestEntityTooLarge},
+		{oip.InferPath("nope"), 500, http.StatusNotFound},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		// The head only: the body never comes.
+		if _, err := c.Write([]byte("POST " + tc.path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(tc.clen) + "\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if resp.StatusCode != tc.want || !resp.Close {
+			t.Errorf("%s with %d bytes unread: status %d, Connection: close %v; want %d and true", tc.path, tc.clen, resp.StatusCode, resp.Close, tc.want)
+		}
+	}
+}
