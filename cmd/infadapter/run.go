@@ -100,6 +100,8 @@ planned accuracy as "published, not measured".`,
 	f.StringVar(&cfg.Baseline, "baseline", cfg.Baseline, "comparison run: "+strings.Join(localmode.Baselines, ", ")+
 		" (static-best: the most accurate variant on the whole budget)")
 	f.StringVar(&cfg.Forecaster, "forecaster", cfg.Forecaster, "forecaster spec (see infadapter forecast --help)")
+	f.Float64Var(&cfg.Reactive.Threshold, "reactive", cfg.Reactive.Threshold,
+		"decide between intervals when a second's arrivals exceed this × the capacity of what runs (0: only on the interval, as the paper)")
 	f.BoolVar(&cfg.DryRun, "dry-run", cfg.DryRun, "decide and journal only; keep the initial deployment")
 	f.Float64Var(&cfg.PeakRPS, "peak", cfg.PeakRPS, "peak RPS of the built-in trace (0: derived from the profile)")
 	f.Float64Var(&cfg.MaxRPS, "max-rps", cfg.MaxRPS, "cap of the derived peak, so the load generator keeps up on this machine")

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/infadapter/infadapter/pkg/baselines"
+	"github.com/infadapter/infadapter/pkg/decider"
 	"github.com/infadapter/infadapter/pkg/profile"
 	"github.com/infadapter/infadapter/pkg/report"
 	"github.com/infadapter/infadapter/pkg/sim"
@@ -32,7 +33,7 @@ repository or pass --trace PATH. --scenario synthetic runs without it.`
 type simFlags struct {
 	scenario, tracePath, synthetic, profileName, policies, forecaster, transition, reportDir, arrivals string
 	from, to, budget, minCores, workers, replicas                                                      int
-	scale, peak, alpha, beta, cv                                                                       float64
+	scale, peak, alpha, beta, cv, reactive                                                             float64
 	slo, interval, firstDecision                                                                       time.Duration
 	seed                                                                                               uint64
 	asJSON                                                                                             bool
@@ -89,6 +90,7 @@ Any flag overrides the scenario. Same --seed → identical output.`,
 	fl.StringVar(&f.transition, "transition", "restart", "how size changes apply: restart (new instance, old drains when it is ready), in-place (resize after --in-place-delay)")
 	fl.IntVar(&f.replicas, "max-replicas", 0, "let infadapter use up to this many replicas per variant (0/1: one)")
 	fl.DurationVar(&f.interval, "interval", 30*time.Second, "decision interval (infadapter, ms+, vpa, oracle)")
+	fl.Float64Var(&f.reactive, "reactive", 0, "infadapter and ms+ also decide between intervals when a second's arrivals exceed this × the capacity of what runs (0: only on the interval, as the paper; `run` uses 1)")
 	fl.DurationVar(&f.firstDecision, "first-decision", 2*time.Minute, "time of the first decision")
 	fl.Float64Var(&f.cv, "service-cv", 0.3, "coefficient of variation of service times (lognormal)")
 	fl.StringVar(&f.arrivals, "arrivals", "poisson", "arrivals within a second: poisson, exact (round(rps) at uniform times) or even")
@@ -149,7 +151,10 @@ func runSimulate(cmd *cobra.Command, f simFlags) error {
 	plan := prof.OptimizerVariants(f.budget)
 	setup := baselines.Setup{Plan: plan, Budget: f.budget, MinCores: f.minCores, Alpha: f.alpha, Beta: f.beta,
 		Forecast: f.forecaster, Interval: f.interval, FirstDecision: f.firstDecision, MaxReplicas: f.replicas,
-		Start: cfg.Start, RPS: tr.RPS}
+		Start: cfg.Start, RPS: tr.RPS, Reactive: reactiveAt(f.reactive)}
+	if err := setup.Reactive.Validate(); err != nil {
+		return badInput(err)
+	}
 	names := baselines.PolicyNames(plan)
 	if f.policies != "" {
 		names = nil
@@ -379,4 +384,11 @@ func simLoadTrace(cmd *cobra.Command, f simFlags) (trace.Trace, error) {
 		return tr, badInput(err)
 	}
 	return tr, nil
+}
+
+// reactiveAt is the default reactive trigger with its threshold set (0: off).
+func reactiveAt(threshold float64) decider.Reactive {
+	r := decider.DefaultReactive()
+	r.Threshold = threshold
+	return r
 }

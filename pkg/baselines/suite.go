@@ -32,6 +32,9 @@ type Setup struct {
 	// Start is the sim's Config.Start; RPS the trace (oracle, static).
 	Start time.Time
 	RPS   []float64
+	// Reactive is the trigger between intervals for InfAdapter and MS+
+	// (off when zero; see decider.Reactive).
+	Reactive decider.Reactive
 }
 
 // PolicyNames is the default comparison set for the given variants
@@ -115,10 +118,12 @@ func Build(name string, s Setup) (sim.Policy, error) {
 	case name == "infadapter":
 		p.Decider, err = decider.NewInfAdapter(dc)
 		p.Initial = s.mostAccurate()
+		p.Reactive = s.Reactive
 	case name == "ms+":
 		dc.MaxReplicas = 0
 		p.Decider, err = NewMSPlus(dc)
 		p.Initial = s.mostAccurate()
+		p.Reactive = s.Reactive
 	case strings.HasPrefix(name, "vpa-"):
 		v := strings.TrimPrefix(name, "vpa-")
 		if _, err := s.variant(v); err != nil {

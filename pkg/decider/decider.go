@@ -34,6 +34,11 @@ type Observation struct {
 	Current []VariantState `json:"current"`
 	// Variants holds per-variant measurements of the last interval.
 	Variants []VariantObservation `json:"variants,omitempty"`
+	// MinLoad, when > 0, is a load (RPS) the plan must cover whatever the
+	// forecast says: the reactive trigger sets it when the load observed
+	// already outgrew what runs (see Reactive). Deciders that plan for a
+	// load honour it; others ignore it.
+	MinLoad float64 `json:"minLoad,omitempty"`
 }
 
 // Plan is a Decider's answer: the full target state of the service.

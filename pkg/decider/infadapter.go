@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/infadapter/infadapter/pkg/forecast"
@@ -79,7 +81,10 @@ type InfAdapter struct {
 	load    float64 // λ of the last applied plan; <0 until known
 }
 
-var _ Decider = (*InfAdapter)(nil)
+var (
+	_ Decider          = (*InfAdapter)(nil)
+	_ CapacityReporter = (*InfAdapter)(nil)
+)
 
 // NewInfAdapter validates cfg and returns the decider.
 func NewInfAdapter(cfg Config) (*InfAdapter, error) {
@@ -114,7 +119,18 @@ func (d *InfAdapter) Decide(now time.Time, obs Observation) (Plan, error) {
 		return Plan{}, fmt.Errorf("forecast: %w", err)
 	}
 	// The paper truncates λ to whole RPS: int((1+err%)·prediction).
-	return d.DecideLoad(now, obs, math.Floor(f))
+	lambda := math.Floor(f)
+	if m := math.Ceil(obs.MinLoad); m > lambda && !math.IsInf(m, 0) {
+		// The load already outgrew what runs (the reactive trigger):
+		// the forecaster has not caught up, so plan for what is seen.
+		p, err := d.DecideLoad(now, obs, m)
+		if err == nil {
+			p.Reason = strings.TrimPrefix(p.Reason+"; ", "; ") +
+				fmt.Sprintf("reactive: planned for %.0f RPS seen, above the forecast %.0f", m, lambda)
+		}
+		return p, err
+	}
+	return d.DecideLoad(now, obs, lambda)
 }
 
 // DecideLoad plans for a given load λ (RPS), skipping the forecaster; the
@@ -165,6 +181,28 @@ func (d *InfAdapter) problem(current []VariantState, lambda float64) optimizer.P
 	return optimizer.Problem{Budget: d.cfg.Budget, MinCores: d.cfg.MinCores, MaxReplicas: d.cfg.MaxReplicas,
 		MaxCoresPerReplica: d.cfg.MaxCoresPerReplica,
 		Services:           []optimizer.Service{{Load: lambda, Alpha: d.cfg.Alpha, Beta: d.cfg.Beta, Variants: vs}}}
+}
+
+// Capacity implements CapacityReporter: the service load at which the
+// first variant of state reaches its planning capacity under state's
+// shares (min over variants of capacity × replicas / share).
+func (d *InfAdapter) Capacity(state []VariantState) (float64, bool) {
+	best, any := math.Inf(1), false
+	for _, c := range state {
+		if c.Cores <= 0 || c.Share <= 0 {
+			continue
+		}
+		i := slices.IndexFunc(d.cfg.Variants, func(v optimizer.Variant) bool { return v.Name == c.Name })
+		if i < 0 {
+			return 0, false
+		}
+		best = min(best, CapacityAt(d.cfg.Variants[i], c.Cores)*float64(max(c.Replicas, 1))/c.Share)
+		any = true
+	}
+	if !any {
+		return 0, false
+	}
+	return best, true
 }
 
 func (d *InfAdapter) capacityOf(cur []VariantState) float64 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/infadapter/infadapter/pkg/decider"
 	"github.com/infadapter/infadapter/pkg/forecast"
 )
 
@@ -53,6 +54,10 @@ type Config struct {
 	Beta  float64 `json:"beta"`
 	// Stabilization decisions before a scale-down (paper: 4).
 	Stabilization int `json:"stabilization"`
+	// Reactive decides between intervals when a second's arrivals outgrow
+	// the capacity of what runs (threshold 0 turns it off; not in the
+	// paper, which only decides on its 30 s schedule).
+	Reactive decider.Reactive `json:"reactive"`
 	// Baseline is the comparison run: static-best (the most accurate
 	// variant on the whole budget: what a user would naively deploy),
 	// static-peak (the solver's plan for the trace's peak, held fixed) or
@@ -109,6 +114,7 @@ func Default() Config {
 		Alpha:         0.05,
 		Beta:          0.001,
 		Stabilization: 4,
+		Reactive:      decider.DefaultReactive(),
 		Baseline:      "static-best",
 		MaxRPS:        400,
 		Seed:          1,
@@ -205,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.Stabilization < 0 {
 		bad("stabilization: want >= 0, got %d", c.Stabilization)
+	}
+	if err := c.Reactive.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PeakRPS < 0 || c.BaseRPS < 0 || (c.PeakRPS > 0 && c.BaseRPS > c.PeakRPS) {
 		bad("trace: want 0 <= base <= peak, got base %v peak %v", c.BaseRPS, c.PeakRPS)

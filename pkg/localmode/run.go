@@ -480,7 +480,7 @@ func (r *runner) runOne(ctx context.Context, name string, schedule []float64, in
 	r.loopReg.set(reg) // /metrics shows the loop of the run in progress
 	// 600 history entries: the paper's 10 minutes, in stretched seconds.
 	lcfg := loop.Config{Interval: cfg.EffectiveInterval(), FirstDecisionDelay: cfg.FirstDecision,
-		HistorySeconds: 600, DryRun: adaptive && cfg.DryRun}
+		HistorySeconds: 600, DryRun: adaptive && cfg.DryRun, Reactive: cfg.Reactive}
 	lb := &localBackend{b: r.backend, models: r.models, unitMilli: cfg.CoreUnitMilli}
 	lp, err := loop.New(lcfg, loop.Deps{
 		Clock: r.clk, Load: stretched{src: model, k: cfg.Stretch()}, Decider: pol.d,

@@ -19,6 +19,13 @@
 //	waiting ─tick─► observing ─► deciding ─► applying ─► waiting
 //	                                └─dry-run─► waiting (plan logged only)
 //
+// Between ticks a reactive check (Config.Reactive, decider.Reactive) looks
+// at the last complete second every ReactiveCheck: when its arrivals
+// outgrow the capacity of what runs, the loop decides at once and the
+// decision plans for at least the observed rate plus headroom. This is the
+// counterpart of Knative's panic mode; the paper decides only on its
+// schedule, and its forecaster lags a burst by an interval.
+//
 // Everything the loop touches is behind a narrow interface declared here
 // (LoadSource, Backend, Router) so tests drive it with fakes and a fake clock;
 // pkg/localmode wires the real dispatcher and local backend.

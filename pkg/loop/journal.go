@@ -31,8 +31,12 @@ type Inputs struct {
 	// LastRPS is the count of the last complete second.
 	LastRPS float64 `json:"lastRps"`
 	// MeanRPS and MaxRPS are over the last decision interval.
-	MeanRPS  float64                      `json:"meanRps"`
-	MaxRPS   float64                      `json:"maxRps"`
+	MeanRPS float64 `json:"meanRps"`
+	MaxRPS  float64 `json:"maxRps"`
+	// MinLoad is the floor the reactive check put under the plan's load
+	// (observed rate × (1 + headroom)) because the last second's arrivals
+	// outgrew what runs; 0 when it did not.
+	MinLoad  float64                      `json:"minLoad,omitempty"`
 	Current  []decider.VariantState       `json:"current"`
 	Variants []decider.VariantObservation `json:"variants,omitempty"`
 }
@@ -42,7 +46,10 @@ type Decision struct {
 	Seq    int       `json:"seq"`
 	Time   time.Time `json:"time"`
 	Policy string    `json:"policy"`
-	Inputs Inputs    `json:"inputs"`
+	// Trigger is what started the decision: schedule (the interval) or
+	// reactive (the load outgrew what runs between two ticks).
+	Trigger string `json:"trigger"`
+	Inputs  Inputs `json:"inputs"`
 	// Forecast is the load (RPS) the plan was sized for.
 	Forecast  float64      `json:"forecast"`
 	Plan      decider.Plan `json:"plan"`
@@ -53,6 +60,12 @@ type Decision struct {
 	Error   string  `json:"error,omitempty"`
 	Timings Timings `json:"timings"`
 }
+
+// Decision triggers.
+const (
+	TriggerSchedule = "schedule"
+	TriggerReactive = "reactive"
+)
 
 // Decision results.
 const (

@@ -28,7 +28,21 @@ type Config struct {
 	// DryRun decides and journals but never touches the backend or the
 	// dispatcher.
 	DryRun bool
+	// Reactive decides between ticks when the last complete second's
+	// arrivals outgrow the capacity of what runs (decider.Reactive; the
+	// zero value is off). Only deciders that report capacity
+	// (decider.CapacityReporter) are triggered.
+	Reactive decider.Reactive
+	// ReactiveCheck is how often the trigger looks at the load; default
+	// 250 ms (the load source counts whole seconds, so a new second is
+	// seen at most this late).
+	ReactiveCheck time.Duration
 }
+
+// reactiveGap is the least time between a decision and a reactive one:
+// the load source's resolution (one second), so one overloaded second
+// triggers at most one decision.
+const reactiveGap = time.Second
 
 // DefaultConfig returns the paper's settings.
 func DefaultConfig() Config {
@@ -46,6 +60,12 @@ func (c Config) Validate() error {
 	}
 	if c.HistorySeconds <= 0 {
 		errs = append(errs, fmt.Errorf("loop history seconds: must be > 0, got %d", c.HistorySeconds))
+	}
+	if err := c.Reactive.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("loop: %w", err))
+	}
+	if c.ReactiveCheck < 0 {
+		errs = append(errs, fmt.Errorf("loop reactive check: must be >= 0 (0: 250ms), got %v", c.ReactiveCheck))
 	}
 	return errors.Join(errs...)
 }
@@ -103,6 +123,11 @@ type Loop struct {
 	endpoints []Endpoint
 	last      *Decision
 	seq       int
+	// sizedFor is the load the last decision that applied (or kept, or
+	// dry-ran) a plan sized it for: a reactive decision is taken only for
+	// a floor above it, so an overload the budget cannot serve is not
+	// re-decided every second.
+	sizedFor float64
 }
 
 // New checks cfg and deps and returns a loop that runs nothing yet.
@@ -134,6 +159,9 @@ func New(cfg Config, deps Deps) (*Loop, error) {
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReactiveCheck == 0 {
+		cfg.ReactiveCheck = 250 * time.Millisecond
 	}
 	deps.Log = deps.Log.With("component", "loop", "policy", deps.Decider.Name())
 	return &Loop{cfg: cfg, deps: deps, phase: PhaseWaiting}, nil
@@ -167,8 +195,9 @@ func (l *Loop) setPhase(p Phase) {
 }
 
 // Run decides every Interval (after FirstDecisionDelay) until ctx is done,
-// then returns ctx's error. A failed decision is journaled and the loop goes
-// on with the state it had.
+// then returns ctx's error. Between ticks it checks the reactive trigger
+// every ReactiveCheck when one is configured. A failed decision is
+// journaled and the loop goes on with the state it had.
 func (l *Loop) Run(ctx context.Context) error {
 	defer l.setPhase(PhaseStopped)
 	if d := l.cfg.FirstDecisionDelay; d > 0 {
@@ -183,12 +212,22 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	tick := l.deps.Clock.NewTicker(l.cfg.Interval)
 	defer tick.Stop()
+	var check <-chan time.Time
+	if l.cfg.Reactive.Enabled() {
+		ct := l.deps.Clock.NewTicker(l.cfg.ReactiveCheck)
+		defer ct.Stop()
+		check = ct.C()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C():
 			l.step(ctx)
+		case <-check:
+			if d, ok, err := l.React(ctx); ok && err != nil && ctx.Err() == nil {
+				l.deps.Log.Warn("reactive decision failed; keeping the current state", "seq", d.Seq, "err", err)
+			}
 		}
 	}
 }
@@ -200,15 +239,56 @@ func (l *Loop) step(ctx context.Context) {
 	}
 }
 
+// React checks the reactive trigger at the clock's now and, when it fires,
+// takes a decision like Step (trigger "reactive"). It fires when the last
+// complete second's arrivals exceed Reactive.Threshold × the capacity of
+// what runs, the resulting floor is above the load what runs was sized
+// for, and the last decision is at least a second old. ok reports whether
+// a decision was taken.
+func (l *Loop) React(ctx context.Context) (d Decision, ok bool, err error) {
+	if !l.cfg.Reactive.Enabled() {
+		return Decision{}, false, nil
+	}
+	now := l.deps.Clock.Now()
+	l.mu.Lock()
+	current, sizedFor, last := slices.Clone(l.current), l.sizedFor, l.last
+	l.mu.Unlock()
+	if last != nil && now.Sub(last.Time) < reactiveGap {
+		return Decision{}, false, nil
+	}
+	floor, over := l.floor(l.deps.Load.History(now, 1), current)
+	if !over || floor <= sizedFor {
+		return Decision{}, false, nil
+	}
+	l.deps.Metrics.Reactive.Inc()
+	d, err = l.decide(ctx, now, TriggerReactive)
+	return d, true, err
+}
+
+// floor is the reactive floor for a history whose last entry is the last
+// complete second, or false when that second did not outgrow current.
+func (l *Loop) floor(hist []float64, current []decider.VariantState) (float64, bool) {
+	if len(hist) == 0 {
+		return 0, false
+	}
+	return l.cfg.Reactive.Floor(l.deps.Decider, current, hist[len(hist)-1])
+}
+
 // Step takes one decision at the clock's now: observe, decide, and (unless
 // dry-run, hold or unchanged) apply. It returns the journaled decision; the
 // error is the decision's failure, if any (the state is then unchanged).
+//
+// A scheduled decision that finds the load above what runs plans for the
+// reactive floor too (see React).
 func (l *Loop) Step(ctx context.Context) (Decision, error) {
+	return l.decide(ctx, l.deps.Clock.Now(), TriggerSchedule)
+}
+
+func (l *Loop) decide(ctx context.Context, now time.Time, trigger string) (Decision, error) {
 	c := l.deps.Clock
-	now := c.Now()
 	l.mu.Lock()
 	l.seq++
-	d := Decision{Seq: l.seq, Time: now, Policy: l.deps.Decider.Name(), DryRun: l.cfg.DryRun}
+	d := Decision{Seq: l.seq, Time: now, Policy: l.deps.Decider.Name(), Trigger: trigger, DryRun: l.cfg.DryRun}
 	current := slices.Clone(l.current)
 	l.mu.Unlock()
 
@@ -217,6 +297,9 @@ func (l *Loop) Step(ctx context.Context) (Decision, error) {
 	t0 := c.Now()
 	hist := l.deps.Load.History(now, l.cfg.HistorySeconds)
 	obs := decider.Observation{History: hist, Current: current}
+	if f, over := l.floor(hist, current); over {
+		obs.MinLoad = f
+	}
 	if vs, ok := l.deps.Load.(VariantLoadSource); ok {
 		rps := vs.VariantRPS(now, l.cfg.Interval)
 		for _, name := range sortedKeys(rps) {
@@ -224,6 +307,7 @@ func (l *Loop) Step(ctx context.Context) (Decision, error) {
 		}
 	}
 	d.Inputs = summarise(hist, l.cfg.Interval, current, obs.Variants)
+	d.Inputs.MinLoad = obs.MinLoad
 	l.deps.Metrics.ServedRPS.Set(d.Inputs.MeanRPS)
 	t1 := c.Now()
 	d.Timings.ObserveMillis = millis(t1.Sub(t0))
@@ -286,10 +370,14 @@ func (l *Loop) finish(d Decision, result string, err error) (Decision, error) {
 	l.deps.Metrics.Decisions.WithLabelValues(result).Inc()
 	l.deps.Journal.Record(d)
 	l.mu.Lock()
+	switch result {
+	case ResultApplied, ResultUnchanged, ResultDryRun:
+		l.sizedFor = d.Forecast
+	}
 	l.last = &d
 	l.phase = PhaseWaiting
 	l.mu.Unlock()
-	l.deps.Log.Info("decision", "seq", d.Seq, "result", result, "forecast", d.Forecast,
+	l.deps.Log.Info("decision", "seq", d.Seq, "trigger", d.Trigger, "result", result, "forecast", d.Forecast,
 		"plan", planString(d.Plan.Variants), "err", d.Error)
 	return d, err
 }

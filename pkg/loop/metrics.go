@@ -13,6 +13,7 @@ import (
 // dashboard and alerts never see stale values.
 type Metrics struct {
 	Decisions     *prometheus.CounterVec   // result = applied | unchanged | hold | dry_run | error
+	Reactive      prometheus.Counter       // decisions the reactive trigger took between ticks
 	PhaseDuration *prometheus.HistogramVec // phase = observe | forecast | solve | apply
 	SolveDuration prometheus.Histogram
 	ForecastRPS   prometheus.Gauge
@@ -34,6 +35,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "infadapter_loop_decisions_total",
 			Help: "Decisions taken by the adaptation loop, by result (applied, unchanged, hold, dry_run, error).",
 		}, []string{"result"}),
+		Reactive: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "infadapter_loop_reactive_decisions_total",
+			Help: "Decisions taken between scheduled ones because the observed load outgrew the capacity of what runs.",
+		}),
 		PhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "infadapter_loop_phase_duration_seconds",
 			Help:    "Duration of each phase of a decision (observe, forecast, solve, apply), seconds.",
@@ -71,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		variants: map[string]bool{},
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Decisions, m.PhaseDuration, m.SolveDuration,
+		for _, c := range []prometheus.Collector{m.Decisions, m.Reactive, m.PhaseDuration, m.SolveDuration,
 			m.ForecastRPS, m.ServedRPS, m.PlanCores, m.PlanShare, m.PlanAccuracy, m.PlanCoresSum} {
 			if err := reg.Register(c); err != nil {
 				return nil, err

@@ -168,4 +168,9 @@ type Policy struct {
 	// Transition overrides Config.Transition when non-nil (the oracle uses
 	// TransitionInstant).
 	Transition *Transition
+	// Reactive, when enabled, also decides between scheduled decisions:
+	// after every complete second whose arrivals outgrow the capacity of
+	// what runs (decider.Reactive; as the live loop does). Only deciders
+	// that report capacity are triggered.
+	Reactive decider.Reactive
 }

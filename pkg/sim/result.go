@@ -8,11 +8,13 @@ import (
 
 // Decision records one Decide call.
 type Decision struct {
-	At       float64                `json:"at"` // seconds from the trace start
-	Forecast float64                `json:"forecast"`
-	Hold     bool                   `json:"hold,omitempty"`
-	Changed  bool                   `json:"changed,omitempty"` // cores or replicas changed
-	Reason   string                 `json:"reason,omitempty"`
+	At       float64 `json:"at"` // seconds from the trace start
+	Forecast float64 `json:"forecast"`
+	Hold     bool    `json:"hold,omitempty"`
+	Changed  bool    `json:"changed,omitempty"` // cores or replicas changed
+	Reason   string  `json:"reason,omitempty"`
+	// MinLoad is the reactive floor the decision was given (0: none).
+	MinLoad  float64                `json:"minLoad,omitempty"`
 	Variants []decider.VariantState `json:"variants,omitempty"`
 }
 

@@ -55,6 +55,10 @@ type runner struct {
 	now     float64
 	nextDec float64
 	lastDec float64
+	// reactive trigger: the next whole second to check (+Inf when off),
+	// and the load what runs was last sized for.
+	nextCheck float64
+	sizedFor  float64
 
 	// per-interval observations for deciders
 	vCount []int
@@ -139,6 +143,10 @@ func RunWithProgress(cfg Config, rps []float64, pol Policy, cal *Calibrator, pro
 	r.current = stateOf(r.active, cfg.Variants)
 	r.nextDec = pol.FirstDecision.Seconds()
 	r.lastDec = 0
+	r.nextCheck = math.Inf(1)
+	if pol.Reactive.Enabled() {
+		r.nextCheck = math.Max(1, math.Ceil(r.nextDec))
+	}
 
 	arr := trace.NewArrivals(rps, cfg.Arrivals, cfg.Seed)
 	reported := 0
@@ -178,7 +186,7 @@ func (r *runner) nextEvent() float64 {
 	if r.pend != nil {
 		return r.pend.at
 	}
-	return max(r.nextDec, r.now)
+	return max(min(r.nextDec, r.nextCheck), r.now)
 }
 
 func (r *runner) event() error {
@@ -187,12 +195,34 @@ func (r *runner) event() error {
 		r.swap()
 		return nil
 	}
+	if r.nextCheck < r.nextDec {
+		// A reactive check (no transition is in flight: a decision
+		// taken now would wait for it, and its plan already answers
+		// the load seen when it was decided).
+		t := max(r.nextCheck, r.now)
+		r.now = t
+		r.nextCheck = math.Floor(t) + 1
+		if f, ok := r.floor(t); ok && f > r.sizedFor && t-r.lastDec >= 1 {
+			return r.decide(t)
+		}
+		return nil
+	}
 	t := max(r.nextDec, r.now)
 	r.now = t
 	for r.nextDec <= t {
 		r.nextDec += r.pol.Interval.Seconds()
 	}
 	return r.decide(t)
+}
+
+// floor is the reactive floor at time t: the last complete second's
+// arrivals against the capacity of what runs.
+func (r *runner) floor(t float64) (float64, bool) {
+	s := min(int(t), r.n) - 1
+	if s < 0 {
+		return 0, false
+	}
+	return r.pol.Reactive.Floor(r.pol.Decider, r.current, r.cnt[s])
 }
 
 type tgt struct {
@@ -295,10 +325,12 @@ func (r *runner) observation(t float64) decider.Observation {
 }
 
 func (r *runner) decide(t float64) error {
+	floor, _ := r.floor(t)
 	obs := r.observation(t)
+	obs.MinLoad = floor
 	now := r.cfg.Start.Add(time.Duration(t * float64(time.Second)))
 	plan, err := r.pol.Decider.Decide(now, obs)
-	rec := Decision{At: t, Forecast: plan.Forecast, Hold: plan.Hold, Reason: plan.Reason}
+	rec := Decision{At: t, Forecast: plan.Forecast, Hold: plan.Hold, Reason: plan.Reason, MinLoad: floor}
 	if err != nil {
 		rec.Reason = "error: " + err.Error()
 		rec.Hold = true
@@ -318,6 +350,9 @@ func (r *runner) decide(t float64) error {
 	}
 	rec.Variants = p.state
 	rec.Changed = changed
+	if !plan.Hold {
+		r.sizedFor = plan.Forecast
+	}
 	if changed {
 		r.reconfigs++
 	}
