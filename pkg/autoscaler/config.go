@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/infadapter/infadapter/pkg/decider"
 	"github.com/infadapter/infadapter/pkg/forecast"
 )
 
@@ -35,6 +36,11 @@ type FamilyConfig struct {
 	Forecaster string
 	// Stabilization is the number of decisions a scale-down waits (paper: 4).
 	Stabilization int
+	// Reactive is the reactive trigger's threshold (decider.Reactive):
+	// between two intervals the family is decided at once when the load
+	// read exceeds this × the capacity of what runs (plus a Poisson
+	// allowance). 0 turns it off (the paper decides only every Interval).
+	Reactive float64
 	// DryRun decides and reports (Event + infadapter.io/dry-run-plan) but
 	// changes nothing.
 	DryRun bool
@@ -76,6 +82,7 @@ func DefaultFamilyConfig() FamilyConfig {
 		Interval:      30 * time.Second,
 		Forecaster:    "paper",
 		Stabilization: 4,
+		Reactive:      1,
 		SplitterNode:  "root",
 		CPUMode:       CPUAuto,
 	}
@@ -225,6 +232,15 @@ func (p *parser) family(m map[string]string, prefix string, f *FamilyConfig) {
 	p.float(m, k("beta"), &f.Beta, 0, 1e6)
 	p.duration(m, k("interval"), &f.Interval, time.Second)
 	p.int(m, k("stabilization"), &f.Stabilization, 0, 1000)
+	if _, ok := m[k("reactive")]; ok {
+		r := f.Reactive
+		p.float(m, k("reactive"), &r, 0, 100)
+		if err := f.reactiveAt(r).Validate(); err != nil {
+			p.fail(k("reactive"), m[k("reactive")], err.Error())
+		} else {
+			f.Reactive = r
+		}
+	}
 	p.bool(m, k("dry-run"), &f.DryRun)
 	if v, ok := m[k("forecaster")]; ok {
 		v = strings.TrimSpace(v)
@@ -259,9 +275,22 @@ func (p *parser) family(m map[string]string, prefix string, f *FamilyConfig) {
 	}
 }
 
+// reactiveAt is the default reactive trigger with threshold t.
+func (FamilyConfig) reactiveAt(t float64) decider.Reactive {
+	r := decider.DefaultReactive()
+	r.Threshold = t
+	return r
+}
+
+// ReactiveTrigger is the family's reactive trigger (off when Reactive is 0).
+func (f FamilyConfig) ReactiveTrigger() decider.Reactive { return f.reactiveAt(f.Reactive) }
+
 // Validate reports every inconsistency between the knobs at once.
 func (f FamilyConfig) Validate() error {
 	var errs []error
+	if err := f.ReactiveTrigger().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if f.MinCores > f.CoreBudget {
 		errs = append(errs, fmt.Errorf("min-cores %d exceeds core-budget %d", f.MinCores, f.CoreBudget))
 	}
@@ -287,7 +316,7 @@ func (f FamilyConfig) Validate() error {
 // convention for a documentation block.
 var configKeys = map[string]bool{
 	"_example": true, "slo": true, "core-budget": true, "min-cores": true, "max-cores-per-replica": true,
-	"max-replicas": true, "alpha": true, "beta": true, "interval": true, "forecaster": true, "stabilization": true,
+	"max-replicas": true, "alpha": true, "beta": true, "interval": true, "forecaster": true, "stabilization": true, "reactive": true,
 	"dry-run": true, "profile": true, "splitter-node": true, "cpu-mode": true, "metrics-source": true, "prometheus-url": true,
 	"metrics-port": true, "metrics-path": true, "request-count-metric": true, "latency-metric": true,
 	"latency-unit": true, "scrape-timeout": true, "history-window": true,

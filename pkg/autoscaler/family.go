@@ -15,7 +15,7 @@ import (
 
 // familyAnnotationNames are the family-level knob names (without prefix).
 var familyAnnotationNames = []string{"slo", "core-budget", "min-cores", "max-cores-per-replica", "max-replicas",
-	"alpha", "beta", "interval", "forecaster", "stabilization", "dry-run", "profile", "splitter-node", "cpu-mode"}
+	"alpha", "beta", "interval", "forecaster", "stabilization", "reactive", "dry-run", "profile", "splitter-node", "cpu-mode"}
 
 // known lists every infadapter.io/* key; anything else with our prefix is a
 // typo and is reported.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -266,7 +267,23 @@ func (r *FamilyReconciler) sync(ctx context.Context, ns, fam string) (time.Durat
 		recordPlan(ns, fam, stored) // metrics follow the cluster, also after a restart
 	}
 	names := variantNames(members)
-	if !haveStored || now.Sub(stored.DecidedAt) >= fc.Interval || !sameNames(stored, names) {
+	due := !haveStored || now.Sub(stored.DecidedAt) >= fc.Interval || !sameNames(stored, names)
+	reactive := false
+	if len(obs.History) > 0 {
+		// The reactive trigger (decider.Reactive): a reading above the
+		// capacity of what runs decides now, for at least that load,
+		// unless a change is still in flight (its plan answers the load
+		// seen when it was decided) or what runs was already sized for it.
+		floor, over := fc.ReactiveTrigger().Floor(st.decider, obs.Current, obs.History[len(obs.History)-1])
+		if over {
+			obs.MinLoad = floor
+			if !due && floor > stored.Forecast && now.Sub(stored.DecidedAt) >= time.Second &&
+				runsAsPlanned(stored, obs.Current) {
+				due, reactive = true, true
+			}
+		}
+	}
+	if due {
 		t0 := time.Now()
 		plan, err := st.decider.Decide(now, obs)
 		solveSeconds.WithLabelValues(ns, fam).Observe(time.Since(t0).Seconds())
@@ -294,13 +311,22 @@ func (r *FamilyReconciler) sync(ctx context.Context, ns, fam string) (time.Durat
 			if fc.DryRun {
 				reason = "DryRunDecided"
 			}
+			if reactive {
+				reason = "Reactive" + reason
+				reactiveDecisions.WithLabelValues(ns, fam).Inc()
+			}
 			r.Recorder.Event(g, corev1.EventTypeNormal, reason, Summary(stored))
-			logger.Infow("plan", "plan", s)
+			logger.Infow("plan", "plan", s, "reactive", reactive)
 		}
 	}
 	untilNext := fc.Interval
 	if haveStored {
 		untilNext = max(stored.DecidedAt.Add(fc.Interval).Sub(now), r.retry())
+	}
+	if _, ok := st.decider.(decider.CapacityReporter); ok && fc.ReactiveTrigger().Enabled() {
+		// Come back when the next reading is due, to check the trigger
+		// (only deciders that report capacity can be triggered).
+		untilNext = min(untilNext, max(observeEvery(fc.Interval), r.retry()))
 	}
 	if fc.DryRun || !haveStored {
 		return untilNext, nil
@@ -567,7 +593,7 @@ func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Conf
 	// discrete counters are noise (a 0.1 s window with 20 requests reads as
 	// 200 rps), which a max-based forecaster would then plan for.
 	var readings map[string]metricsource.Reading
-	minObserve := max(time.Second, min(interval/2, 5*time.Second))
+	minObserve := observeEvery(interval)
 	if src := r.Source(cfg); src != nil && (st.lastRead.IsZero() || now.Sub(st.lastRead) >= minObserve) {
 		var err error
 		readings, err = src.Read(ctx, now, targets)
@@ -619,6 +645,30 @@ func (r *FamilyReconciler) observe(ctx context.Context, now time.Time, cfg *Conf
 	}
 	obs.History = append([]float64(nil), st.history...)
 	return obs
+}
+
+// observeEvery is how often metrics are read for a family decided every
+// interval: half the interval, between 1 s and 5 s.
+func observeEvery(interval time.Duration) time.Duration {
+	return max(time.Second, min(interval/2, 5*time.Second))
+}
+
+// runsAsPlanned reports whether the observed state is the stored plan: every
+// planned variant at its cores, replicas and weight, nothing else with
+// weight. While it is not, a change is still in flight.
+func runsAsPlanned(p StoredPlan, cur []decider.VariantState) bool {
+	planned := map[string]PlannedVariant{}
+	for _, v := range p.Variants {
+		planned[v.Name] = v
+	}
+	for _, c := range cur {
+		v := planned[c.Name]
+		pct := int(math.Round(c.Share * 100))
+		if pct != v.Percent || (v.Replicas > 0 && (c.Cores != v.Cores || c.Replicas != v.Replicas)) {
+			return false
+		}
+	}
+	return true
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -42,6 +42,8 @@ const (
 	ForecasterKey         = Prefix + "forecaster"
 	DryRunKey             = Prefix + "dry-run"
 	StabilizationKey      = Prefix + "stabilization"
+	// ReactiveKey is the reactive trigger's threshold (0: off).
+	ReactiveKey = Prefix + "reactive"
 	// ProfileKey references a ConfigMap "name" or "name/key" (default key
 	// profile.yaml) in the graph's namespace holding a pkg/profile YAML;
 	// variants without accuracy/capacity annotations take theirs from it.

@@ -14,6 +14,10 @@ var (
 		Name: "infadapter_autoscaler_decisions_total",
 		Help: "Decisions per family by outcome: decided, hold (stabilisation), dry-run, error.",
 	}, []string{"namespace", "family", "outcome"})
+	reactiveDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "infadapter_autoscaler_reactive_decisions_total",
+		Help: "Decisions taken between intervals because the load read outgrew the capacity of what runs.",
+	}, []string{"namespace", "family"})
 	solveSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "infadapter_autoscaler_decide_duration_seconds",
 		Help:    "Wall time of one Decide call (forecast + solve), seconds.",
@@ -46,7 +50,7 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(decisions, solveSeconds, forecastRPS, planAccuracy, planCores, planReplicas, planShare, observedRPS)
+	Registry.MustRegister(decisions, reactiveDecisions, solveSeconds, forecastRPS, planAccuracy, planCores, planReplicas, planShare, observedRPS)
 }
 
 // recordPlan publishes a stored plan, dropping variants no longer in it.
