@@ -116,7 +116,12 @@ func (d *InfAdapter) Decide(now time.Time, obs Observation) (Plan, error) {
 	// record of the load across calls that each see only a sliding window.
 	f, err := forecast.ForecastAt(d.cfg.Forecaster, now, obs.History)
 	if err != nil {
-		return Plan{}, fmt.Errorf("forecast: %w", err)
+		if !(obs.MinLoad > 0) {
+			return Plan{}, fmt.Errorf("forecast: %w", err)
+		}
+		// A reactive decision needs no forecast (e.g. the LSTM before it
+		// has its 10 minutes of history): plan for the load seen.
+		f = 0
 	}
 	// The paper truncates λ to whole RPS: int((1+err%)·prediction).
 	lambda := math.Floor(f)

@@ -142,3 +142,20 @@ func TestMinLoadOverridesForecast(t *testing.T) {
 		t.Errorf("plan %+v has capacity %v, below the floor", p.Variants, c)
 	}
 }
+
+// TestMinLoadWithoutForecast: a reactive decision does not need the
+// forecaster (the LSTM refuses histories under 10 minutes).
+func TestMinLoadWithoutForecast(t *testing.T) {
+	d, err := NewInfAdapter(Config{Variants: twoVariants(), Budget: 4, MinCores: 1, Forecaster: failing{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := []VariantState{{Name: "big", Cores: 2, Replicas: 1, Share: 1}}
+	if _, err := d.Decide(time.Time{}, Observation{Current: cur}); err == nil {
+		t.Fatal("no floor: want the forecaster's error")
+	}
+	p, err := d.Decide(time.Time{}, Observation{Current: cur, MinLoad: 250})
+	if err != nil || p.Forecast != 250 {
+		t.Fatalf("floor 250: plan for %v, err %v; want a plan for 250", p.Forecast, err)
+	}
+}

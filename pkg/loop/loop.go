@@ -195,29 +195,38 @@ func (l *Loop) setPhase(p Phase) {
 }
 
 // Run decides every Interval (after FirstDecisionDelay) until ctx is done,
-// then returns ctx's error. Between ticks it checks the reactive trigger
+// then returns ctx's error. From the start it checks the reactive trigger
 // every ReactiveCheck when one is configured. A failed decision is
 // journaled and the loop goes on with the state it had.
 func (l *Loop) Run(ctx context.Context) error {
 	defer l.setPhase(PhaseStopped)
-	if d := l.cfg.FirstDecisionDelay; d > 0 {
-		t := l.deps.Clock.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C():
-		}
-		l.step(ctx)
-	}
-	tick := l.deps.Clock.NewTicker(l.cfg.Interval)
-	defer tick.Stop()
+	// The reactive check runs from the start: the first-decision delay
+	// gives the forecaster history, which the trigger does not need (an
+	// initial state too small for the opening load is its first case).
 	var check <-chan time.Time
 	if l.cfg.Reactive.Enabled() {
 		ct := l.deps.Clock.NewTicker(l.cfg.ReactiveCheck)
 		defer ct.Stop()
 		check = ct.C()
 	}
+	if d := l.cfg.FirstDecisionDelay; d > 0 {
+		t := l.deps.Clock.NewTimer(d)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-check:
+				l.react(ctx)
+			case <-t.C():
+				break wait
+			}
+		}
+		l.step(ctx)
+	}
+	tick := l.deps.Clock.NewTicker(l.cfg.Interval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,10 +234,14 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-tick.C():
 			l.step(ctx)
 		case <-check:
-			if d, ok, err := l.React(ctx); ok && err != nil && ctx.Err() == nil {
-				l.deps.Log.Warn("reactive decision failed; keeping the current state", "seq", d.Seq, "err", err)
-			}
+			l.react(ctx)
 		}
+	}
+}
+
+func (l *Loop) react(ctx context.Context) {
+	if d, ok, err := l.React(ctx); ok && err != nil && ctx.Err() == nil {
+		l.deps.Log.Warn("reactive decision failed; keeping the current state", "seq", d.Seq, "err", err)
 	}
 }
 

@@ -229,3 +229,29 @@ func TestRunChecksBetweenTicks(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// TestRunReactsBeforeTheFirstDecision: the trigger does not wait for the
+// first-decision delay (which is there for the forecaster's history).
+func TestRunReactsBeforeTheFirstDecision(t *testing.T) {
+	r := newReactiveRig(t, plan(330, vs("a", 4, 1)))
+	r.loop.cfg.FirstDecisionDelay = time.Minute
+	r.load.set(300)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.loop.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.loop.Status().Decisions == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no reactive decision during the first-decision delay")
+		}
+		if r.clock.HasWaiters() {
+			r.clock.Step(250 * time.Millisecond)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if last := r.loop.Status().Last; last.Trigger != TriggerReactive || last.Time.Sub(t0) >= time.Minute {
+		t.Errorf("first decision: trigger %q at +%v; want reactive within the first minute", last.Trigger, last.Time.Sub(t0))
+	}
+}

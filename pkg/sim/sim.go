@@ -145,7 +145,9 @@ func RunWithProgress(cfg Config, rps []float64, pol Policy, cal *Calibrator, pro
 	r.lastDec = 0
 	r.nextCheck = math.Inf(1)
 	if pol.Reactive.Enabled() {
-		r.nextCheck = math.Max(1, math.Ceil(r.nextDec))
+		// From the first complete second, as the live loop: the trigger
+		// needs no forecast history.
+		r.nextCheck = 1
 	}
 
 	arr := trace.NewArrivals(rps, cfg.Arrivals, cfg.Seed)

@@ -164,7 +164,10 @@
       const tr = tb.insertRow();
       const plan = ((d.plan && d.plan.variants) || []).map((v) => v.name + ":" + v.cores + "c/" + (100 * v.share).toFixed(0) + "%").join(" ");
       const t = d.timings || {};
-      for (const v of [d.seq, new Date(d.time).toLocaleTimeString(), d.result + (d.error ? " (" + d.error + ")" : ""),
+      // A reactive decision (between ticks: the load outgrew what runs) says
+      // so, with the load it had to plan for.
+      const why = d.trigger === "reactive" ? " · reactive, ≥ " + fmt((d.inputs || {}).minLoad, 0) + " rps" : "";
+      for (const v of [d.seq, new Date(d.time).toLocaleTimeString(), d.result + why + (d.error ? " (" + d.error + ")" : ""),
         fmt(d.forecast, 1), plan, fmt(d.objective, 4),
         fmt(t.forecastMs, 2) + " / " + fmt(t.solveMs, 2) + " / " + fmt(t.applyMs, 0)]) tr.insertCell().textContent = v;
     }
