@@ -200,35 +200,36 @@ func TestReactNeedsCapacity(t *testing.T) {
 	}
 }
 
-// TestRunChecksBetweenTicks: Run takes a reactive decision between two
-// scheduled ones.
-func TestRunChecksBetweenTicks(t *testing.T) {
-	r := newReactiveRig(t, plan(330, vs("a", 4, 1)))
-	r.load.set(300)
+// firstDecisionOfRun runs the loop on the fake clock, stepping it 250 ms
+// (the check period) at a time, until the first decision, and returns it.
+func firstDecisionOfRun(t *testing.T, r *reactiveRig) *Decision {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.loop.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(5 * time.Second)
 	for r.loop.Status().Decisions == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("no reactive decision")
+			t.Fatal("no decision")
 		}
-		// Tickers: 5 s interval, 250 ms check. Stepping 250 ms at a time
-		// reaches the check long before the first tick.
 		if r.clock.HasWaiters() {
 			r.clock.Step(250 * time.Millisecond)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	cancel()
-	<-done
-	last := r.loop.Status().Last
-	if last.Trigger != TriggerReactive || last.Time.Sub(t0) >= 5*time.Second {
-		t.Errorf("first decision: trigger %q at +%v; want reactive before the 5 s tick", last.Trigger, last.Time.Sub(t0))
-	}
+	return r.loop.Status().Last
 }
 
-func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+// TestRunChecksBetweenTicks: Run takes a reactive decision between two
+// scheduled ones (the interval is 5 s).
+func TestRunChecksBetweenTicks(t *testing.T) {
+	r := newReactiveRig(t, plan(330, vs("a", 4, 1)))
+	r.load.set(300)
+	if d := firstDecisionOfRun(t, r); d.Trigger != TriggerReactive || d.Time.Sub(t0) >= 5*time.Second {
+		t.Errorf("first decision: trigger %q at +%v; want reactive before the 5 s tick", d.Trigger, d.Time.Sub(t0))
+	}
+}
 
 // TestRunReactsBeforeTheFirstDecision: the trigger does not wait for the
 // first-decision delay (which is there for the forecaster's history).
@@ -236,22 +237,9 @@ func TestRunReactsBeforeTheFirstDecision(t *testing.T) {
 	r := newReactiveRig(t, plan(330, vs("a", 4, 1)))
 	r.loop.cfg.FirstDecisionDelay = time.Minute
 	r.load.set(300)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.loop.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for r.loop.Status().Decisions == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no reactive decision during the first-decision delay")
-		}
-		if r.clock.HasWaiters() {
-			r.clock.Step(250 * time.Millisecond)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	<-done
-	if last := r.loop.Status().Last; last.Trigger != TriggerReactive || last.Time.Sub(t0) >= time.Minute {
-		t.Errorf("first decision: trigger %q at +%v; want reactive within the first minute", last.Trigger, last.Time.Sub(t0))
+	if d := firstDecisionOfRun(t, r); d.Trigger != TriggerReactive || d.Time.Sub(t0) >= time.Minute {
+		t.Errorf("first decision: trigger %q at +%v; want reactive within the first minute", d.Trigger, d.Time.Sub(t0))
 	}
 }
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
