@@ -157,6 +157,45 @@ func TestAutoscaler(t *testing.T) {
 		t.Logf("after restart: %s", autoscaler.Summary(p))
 	})
 
+	t.Run("reactive: an overload between intervals is decided at once", func(t *testing.T) {
+		// With a 10-minute interval no scheduled decision falls in this
+		// step; the reactive trigger (on by default) must answer a load
+		// step far above the capacity of what runs within seconds.
+		setInterval := func(iv string) {
+			t.Helper()
+			patch := []byte(`{"metadata":{"annotations":{"infadapter.io/interval":"` + iv + `"}}}`)
+			if _, err := env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Patch(ctx, fam, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setInterval("10m")
+		before, _ := readPlan(ctx, env)
+		step := time.Now()
+		load.set(36)
+		var p autoscaler.StoredPlan
+		poll(t, ctx, "a reactive decision after the load step", 90*time.Second, func(ctx context.Context) (bool, error) {
+			var ok bool
+			p, ok = readPlan(ctx, env)
+			return ok && p.DecidedAt.After(before.DecidedAt) && strings.Contains(p.Reason, "reactive"), nil
+		})
+		took := p.DecidedAt.Sub(step)
+		t.Logf("reactive decision %.1fs after the step from 2 to 36 rps: %s", took.Seconds(), autoscaler.Summary(p))
+		if took > time.Minute {
+			t.Errorf("reactive decision %v after the step; want well within the 10m interval", took)
+		}
+		if p.Forecast < 15 {
+			t.Errorf("reactive plan sized for %.0f rps; want at least the load read", p.Forecast)
+		}
+		poll(t, ctx, "a ReactiveDecided event on the graph", 30*time.Second, func(ctx context.Context) (bool, error) {
+			evs, err := env.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + fam + ",reason=ReactiveDecided"})
+			return err == nil && len(evs.Items) > 0, nil
+		})
+		// Back to the state the next steps expect: 2 rps, 5 s interval.
+		setInterval("5s")
+		load.set(2)
+		waitConverged(t, ctx, env, func(p autoscaler.StoredPlan) bool { return p.Forecast <= 15 }, 150*time.Second)
+	})
+
 	t.Run("ordering invariant held", func(t *testing.T) {
 		if v := inv.violations(); len(v) > 0 {
 			t.Fatalf("variants with traffic weight > 0 had 0 replicas: %v", v)
