@@ -134,16 +134,19 @@ func TestParseVariantSpec(t *testing.T) {
 
 // FuzzParseAnnotations: no panic, and every error names our prefix.
 func FuzzParseAnnotations(f *testing.F) {
-	f.Add("resnet", "0.76", "2:9,4:21", "6s", "20", "30s")
-	f.Add("", "1e309", "2:NaN", "-1s", "0x10", "0")
-	f.Add("x", "", ",,:,", "9999999h", "-5", "1ns")
-	f.Fuzz(func(t *testing.T, fam, acc, capa, lt, budget, interval string) {
+	f.Add("resnet", "0.76", "2:9,4:21", "6s", "20", "30s", "1")
+	f.Add("", "1e309", "2:NaN", "-1s", "0x10", "0", "NaN")
+	f.Add("x", "", ",,:,", "9999999h", "-5", "1ns", "0.2")
+	f.Fuzz(func(t *testing.T, fam, acc, capa, lt, budget, interval, reactive string) {
 		_, err := ParseVariantSpec("PA", map[string]string{FamilyKey: fam, AccuracyKey: acc, CapacityKey: capa, LoadTimeKey: lt}, "v")
 		if err != nil && !strings.Contains(err.Error(), Prefix) {
 			t.Fatalf("error without key: %v", err)
 		}
-		fc, err := ParseFamilyConfig("G", map[string]string{CoreBudgetKey: budget, IntervalKey: interval}, DefaultFamilyConfig())
-		if err == nil && (fc.CoreBudget < 1 || fc.Interval < time.Second) {
+		fc, err := ParseFamilyConfig("G", map[string]string{CoreBudgetKey: budget, IntervalKey: interval, ReactiveKey: reactive}, DefaultFamilyConfig())
+		if err != nil && !strings.Contains(err.Error(), Prefix) {
+			t.Fatalf("error without key: %v", err)
+		}
+		if err == nil && (fc.CoreBudget < 1 || fc.Interval < time.Second || fc.ReactiveTrigger().Validate() != nil) {
 			t.Fatalf("accepted invalid config %+v", fc)
 		}
 	})
