@@ -837,7 +837,12 @@ type loadDriver struct {
 }
 
 type fakeServer struct {
-	l    net.Listener
+	// srv serves the pod's metrics; Close ends its keep-alive connections
+	// too. (Closing only the listener left the controller's idle
+	// connection to a gone pod's server open: when kwok gave a new pod
+	// the same IP, the controller kept scraping the old server's frozen
+	// counters and saw 0 rps for the new pod.)
+	srv  *http.Server
 	hist prometheus.Histogram
 	frac float64
 }
@@ -848,7 +853,7 @@ func (d *loadDriver) run(ctx context.Context, t *testing.T) {
 	d.servers = map[string]*fakeServer{}
 	defer func() {
 		for _, s := range d.servers {
-			s.l.Close()
+			s.srv.Close()
 		}
 	}()
 	everyTick(ctx, 100*time.Millisecond, func(dt float64) { d.step(ctx, t, dt) })
@@ -927,7 +932,7 @@ func (d *loadDriver) step(ctx context.Context, t *testing.T, dt float64) {
 	}
 	for ip, s := range d.servers {
 		if !live[ip] {
-			s.l.Close()
+			s.srv.Close()
 			delete(d.servers, ip)
 		}
 	}
@@ -944,8 +949,9 @@ func newFakeServer(ip string) (*fakeServer, error) {
 	reg.MustRegister(h)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	go http.Serve(l, mux) //nolint:errcheck // ends when the listener closes
-	return &fakeServer{l: l, hist: h}, nil
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l) //nolint:errcheck // ends at Close
+	return &fakeServer{srv: srv, hist: h}, nil
 }
 
 // invariant samples graph weights and Deployment replicas.
