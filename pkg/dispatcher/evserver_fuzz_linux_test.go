@@ -93,32 +93,17 @@ func FuzzEventServerBackend(f *testing.F) {
 		f.Skip("tests EventServer (-event-loops)")
 	}
 	var answer atomic.Pointer[[]byte]
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				r, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, r.Body)
-				if a := answer.Load(); a != nil {
-					_, _ = c.Write(*a)
-				}
-			}()
+	backend := rawBackend(f, func(c net.Conn, br *bufio.Reader) {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	_, addr := startEventServer(f, "http://"+ln.Addr().String(), ServerOptions{ReadHeaderTimeout: time.Second, ReadTimeout: time.Second}, 1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		if a := answer.Load(); a != nil {
+			_, _ = c.Write(*a)
+		}
+	})
+	_, addr := startEventServer(f, "http://"+backend, ServerOptions{ReadHeaderTimeout: time.Second, ReadTimeout: time.Second}, 1)
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\n\r\n{} until close"))

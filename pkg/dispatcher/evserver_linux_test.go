@@ -65,34 +65,19 @@ func TestEventServerInterimAnswer(t *testing.T) {
 	if *eventLoops == 0 {
 		t.Skip("tests EventServer (-event-loops)")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"+
-						"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"+
+				"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
 		}
-	}()
+	})
 	d, srv := newTestDispatcher(t, noHealth())
-	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: "http://" + ln.Addr().String(), Weight: 1}}); err != nil {
+	if err := d.SetBackends("m", []Backend{{Variant: "a", URL: "http://" + addr, Weight: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -258,4 +243,29 @@ func TestEventServerCloseAnnounced(t *testing.T) {
 			t.Errorf("%s with %d bytes unread: status %d, Connection: close %v; want %d and true", tc.path, tc.clen, resp.StatusCode, resp.Close, tc.want)
 		}
 	}
+}
+
+// rawBackend is a backend on a bare TCP listener (closed at the end of the
+// test) that runs serve on each connection, for answers net/http would
+// not write: interim answers, arbitrary bytes.
+func rawBackend(tb testing.TB, serve func(c net.Conn, br *bufio.Reader)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
