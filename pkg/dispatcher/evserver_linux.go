@@ -438,22 +438,19 @@ func (c *cconn) read(hup bool) {
 		c.inSince = c.lp.now
 	}
 	for {
-		var n, room int
-		var e syscall.Errno
-		c.in, n, room, e = readMore(c.fd, c.in)
-		switch {
-		case e == unix.EAGAIN:
+		var st readStatus
+		c.in, st, _ = readMore(c.fd, c.in)
+		switch st {
+		case readAgain:
 			return
-		case e == unix.EINTR:
-			continue
-		case e != 0:
+		case readFailed:
 			c.close()
 			return
-		case n == 0:
+		case readEOF:
 			c.eof = true
 			return
 		}
-		if n < room && !hup {
+		if st == readShort && !hup {
 			return
 		}
 		if c.busy && len(c.in) > evMaxHeadSize {
@@ -1147,36 +1144,60 @@ func (be *bconn) flush() {
 	}
 }
 
-// readMore reads once from fd into buf's free space, growing buf first
-// when less than 512 bytes are free, and returns buf with what was read
-// appended, the count, the room the read had (n < room: a short read) and
-// the error (EAGAIN: nothing there; n == 0 without error: end of stream).
-func readMore(fd int, buf []byte) ([]byte, int, int, syscall.Errno) {
+// readStatus is what one readMore found.
+type readStatus int
+
+const (
+	readFull   readStatus = iota // filled all the room it had: more may be waiting
+	readShort                    // read less than the room: the socket is drained
+	readAgain                    // nothing there (EAGAIN)
+	readEOF                      // end of stream
+	readFailed                   // a read error (returned beside)
+)
+
+// readMore reads once from fd into buf's free space (again after EINTR),
+// growing buf first when less than 512 bytes are free, and returns buf
+// with what was read appended, what the read found and, for readFailed,
+// the error. The two read loops (client and backend connections) differ
+// only in what they do with each outcome.
+func readMore(fd int, buf []byte) ([]byte, readStatus, syscall.Errno) {
 	if cap(buf)-len(buf) < 512 {
 		nb := make([]byte, len(buf), max(2*cap(buf), evReadChunk))
 		copy(nb, buf)
 		buf = nb
 	}
 	free := buf[len(buf):cap(buf)]
-	n, e := evloop.Read(fd, free)
-	return buf[:len(buf)+n], n, len(free), e
+	for {
+		n, e := evloop.Read(fd, free)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			return buf, readAgain, 0
+		case e != 0:
+			return buf, readFailed, e
+		case n == 0:
+			return buf, readEOF, 0
+		case n < len(free):
+			return buf[:len(buf)+n], readShort, 0
+		}
+		return buf[:len(buf)+n], readFull, 0
+	}
 }
 
 // read reads and parses what the socket has; hup as in cconn.read.
 func (be *bconn) read(hup bool) {
 	for {
-		var n, room int
+		var st readStatus
 		var e syscall.Errno
-		be.in, n, room, e = readMore(be.fd, be.in)
-		switch {
-		case e == unix.EAGAIN:
+		be.in, st, e = readMore(be.fd, be.in)
+		switch st {
+		case readAgain:
 			return
-		case e == unix.EINTR:
-			continue
-		case e != 0:
+		case readFailed:
 			be.failed(e)
 			return
-		case n == 0:
+		case readEOF:
 			be.eof()
 			return
 		}
@@ -1187,7 +1208,7 @@ func (be *bconn) read(hup bool) {
 		if be.parse() || be.dead {
 			return
 		}
-		if n < room && !hup {
+		if st == readShort && !hup {
 			return
 		}
 	}
