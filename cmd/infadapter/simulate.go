@@ -151,7 +151,7 @@ func runSimulate(cmd *cobra.Command, f simFlags) error {
 	plan := prof.OptimizerVariants(f.budget)
 	setup := baselines.Setup{Plan: plan, Budget: f.budget, MinCores: f.minCores, Alpha: f.alpha, Beta: f.beta,
 		Forecast: f.forecaster, Interval: f.interval, FirstDecision: f.firstDecision, MaxReplicas: f.replicas,
-		Start: cfg.Start, RPS: tr.RPS, Reactive: reactiveAt(f.reactive)}
+		Start: cfg.Start, RPS: tr.RPS, Reactive: decider.ReactiveAt(f.reactive)}
 	if err := setup.Reactive.Validate(); err != nil {
 		return badInput(err)
 	}
@@ -384,11 +384,4 @@ func simLoadTrace(cmd *cobra.Command, f simFlags) (trace.Trace, error) {
 		return tr, badInput(err)
 	}
 	return tr, nil
-}
-
-// reactiveAt is the default reactive trigger with its threshold set (0: off).
-func reactiveAt(threshold float64) decider.Reactive {
-	r := decider.DefaultReactive()
-	r.Threshold = threshold
-	return r
 }

@@ -235,7 +235,7 @@ func (p *parser) family(m map[string]string, prefix string, f *FamilyConfig) {
 	if _, ok := m[k("reactive")]; ok {
 		r := f.Reactive
 		p.float(m, k("reactive"), &r, 0, 100)
-		if err := f.reactiveAt(r).Validate(); err != nil {
+		if err := decider.ReactiveAt(r).Validate(); err != nil {
 			p.fail(k("reactive"), m[k("reactive")], err.Error())
 		} else {
 			f.Reactive = r
@@ -275,15 +275,8 @@ func (p *parser) family(m map[string]string, prefix string, f *FamilyConfig) {
 	}
 }
 
-// reactiveAt is the default reactive trigger with threshold t.
-func (FamilyConfig) reactiveAt(t float64) decider.Reactive {
-	r := decider.DefaultReactive()
-	r.Threshold = t
-	return r
-}
-
 // ReactiveTrigger is the family's reactive trigger (off when Reactive is 0).
-func (f FamilyConfig) ReactiveTrigger() decider.Reactive { return f.reactiveAt(f.Reactive) }
+func (f FamilyConfig) ReactiveTrigger() decider.Reactive { return decider.ReactiveAt(f.Reactive) }
 
 // Validate reports every inconsistency between the knobs at once.
 func (f FamilyConfig) Validate() error {

@@ -57,6 +57,14 @@ type Reactive struct {
 // told otherwise.
 func DefaultReactive() Reactive { return Reactive{Threshold: 1, Sigmas: 2, Headroom: 0.1} }
 
+// ReactiveAt is DefaultReactive with its threshold set (0: off), for the
+// configurations that expose only the threshold.
+func ReactiveAt(threshold float64) Reactive {
+	r := DefaultReactive()
+	r.Threshold = threshold
+	return r
+}
+
 // Enabled reports whether the trigger is on.
 func (r Reactive) Enabled() bool { return r.Threshold > 0 }
 
