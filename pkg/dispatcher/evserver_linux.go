@@ -465,23 +465,12 @@ func (c *cconn) read(hup bool) {
 
 // flush writes out; a short write waits for the next Out event.
 func (c *cconn) flush() {
-	for len(c.out) > 0 {
-		n, e := evloop.Write(c.fd, c.out)
-		switch {
-		case e == unix.EAGAIN:
-			return
-		case e == unix.EINTR:
-			continue
-		case e != 0:
-			c.close()
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
-	}
-	if cap(c.out) > keepBodyBuf {
-		c.out = nil
-	}
-	if c.closeAfter {
+	var e syscall.Errno
+	c.out, e = writeOut(c.fd, c.out)
+	switch {
+	case e != 0:
+		c.close()
+	case len(c.out) == 0 && c.closeAfter:
 		c.close()
 	}
 }
@@ -1126,22 +1115,33 @@ func (be *bconn) Event(ev uint32) {
 }
 
 func (be *bconn) flush() {
-	for len(be.out) > 0 {
-		n, e := evloop.Write(be.fd, be.out)
+	var e syscall.Errno
+	if be.out, e = writeOut(be.fd, be.out); e != 0 {
+		be.failed(e)
+	}
+}
+
+// writeOut writes buf to fd until all of it is written, the socket is
+// full (EAGAIN: the rest waits for the next Out event) or a write fails,
+// and returns what is left (nil once written, when it had grown past
+// keepBodyBuf) and the write error.
+func writeOut(fd int, buf []byte) ([]byte, syscall.Errno) {
+	for len(buf) > 0 {
+		n, e := evloop.Write(fd, buf)
 		switch {
-		case e == unix.EAGAIN:
-			return
 		case e == unix.EINTR:
 			continue
+		case e == unix.EAGAIN:
+			return buf, 0
 		case e != 0:
-			be.failed(e)
-			return
+			return buf, e
 		}
-		be.out = be.out[:copy(be.out, be.out[n:])]
+		buf = buf[:copy(buf, buf[n:])]
 	}
-	if cap(be.out) > keepBodyBuf {
-		be.out = nil
+	if cap(buf) > keepBodyBuf {
+		return nil, 0
 	}
+	return buf, 0
 }
 
 // readStatus is what one readMore found.
