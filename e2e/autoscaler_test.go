@@ -982,9 +982,19 @@ func (iv *invariant) run(ctx context.Context) {
 			if err != nil {
 				continue
 			}
+			violated := *d.Spec.Replicas == 0
+			if violated {
+				// The graph and the Deployment are read one after the
+				// other: the weight may have gone to 0, and the variant
+				// been scaled down after it, between the two reads. It
+				// is a violation only if the graph did not change in
+				// between (same resourceVersion when read again).
+				g2, err := iv.env.Dynamic.Resource(harness.InferenceGraphGVR).Namespace("default").Get(ctx, fam, metav1.GetOptions{})
+				violated = err == nil && g2.GetResourceVersion() == g.GetResourceVersion()
+			}
 			iv.mu.Lock()
 			iv.n++
-			if *d.Spec.Replicas == 0 {
+			if violated {
 				iv.bad = append(iv.bad, fmt.Sprintf("%s weight %d replicas 0 at %s", v.name, w[v.name], time.Now().Format(time.StampMilli)))
 			}
 			iv.mu.Unlock()
