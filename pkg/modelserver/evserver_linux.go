@@ -49,6 +49,9 @@ type EventServer struct {
 	hl *httpfast.HandoffListener
 
 	headerTimeout, idleTimeout time.Duration
+	// maxBuffered bounds a connection's read buffer (a head's limit plus
+	// the body's); a variable for tests.
+	maxBuffered int
 
 	// Owned by the loop.
 	conns map[*evConn]struct{}
@@ -78,7 +81,7 @@ func (s *Server) NewEventServer(o httpfast.Options) (*EventServer, error) {
 		o.IdleTimeout = 2 * time.Minute
 	}
 	e := &EventServer{s: s, l: l, fb: s.NewHTTPServer(o), hl: httpfast.NewHandoffListener(),
-		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout,
+		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout, maxBuffered: evMaxHeadSize + int(s.maxBody()),
 		conns: map[*evConn]struct{}{}, lnfd: -1, done: make(chan struct{}), now: time.Now()}
 	l.Tick, l.TickEvery = e.tick, time.Second
 	return e, nil
@@ -216,8 +219,11 @@ type evConn struct {
 	w          evWriter
 	eof, dead  bool
 	closeAfter bool
-	last       time.Time // last read
-	inSince    time.Time // first byte of the pending request
+	// paused: read stopped with bytes maybe left in the socket (edge
+	// triggered: no new event will report them), so serve reads again.
+	paused  bool
+	last    time.Time // last read
+	inSince time.Time // first byte of the pending request
 }
 
 func (c *evConn) Event(ev uint32) {
@@ -263,8 +269,11 @@ func (c *evConn) read(hup bool) {
 		if n < len(room) && !hup {
 			return
 		}
-		if len(c.in) > evMaxHeadSize+int(c.e.s.maxBody()) {
-			return // serve hands it off or answers; no unbounded buffering
+		if len(c.in) > c.e.maxBuffered {
+			// A client pipelining far ahead: serve answers what is
+			// buffered, then reads on (paused), so the buffer is bounded.
+			c.paused = true
+			return
 		}
 	}
 }
@@ -305,6 +314,13 @@ func (c *evConn) close() {
 func (c *evConn) serve() {
 	s := c.e.s
 	for !c.dead && !c.closeAfter && len(c.out) == 0 {
+		if c.paused && len(c.in) <= c.e.maxBuffered/2 {
+			c.paused = false
+			c.read(false)
+			if c.dead {
+				return
+			}
+		}
 		b := c.in
 		if len(b) == 0 {
 			if c.eof {

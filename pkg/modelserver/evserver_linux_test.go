@@ -24,7 +24,8 @@ func evServer(t *testing.T, s *Server) string {
 	return addr
 }
 
-func evServerT(t *testing.T, s *Server) (string, *EventServer) {
+// evServerT also returns the server; set, when given, changes it before it serves.
+func evServerT(t *testing.T, s *Server, set ...func(*EventServer)) (string, *EventServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,6 +34,9 @@ func evServerT(t *testing.T, s *Server) (string, *EventServer) {
 	es, err := s.NewEventServer(httpfast.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range set {
+		f(es)
 	}
 	go func() { _ = es.Serve(ln) }()
 	t.Cleanup(func() { _ = es.Close(); ln.Close() })
@@ -226,5 +230,25 @@ func TestEventLoopShutdown(t *testing.T) {
 	}
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Errorf("GOMAXPROCS after shutdown = %d, want %d", got, procs)
+	}
+}
+
+// TestEventLoopPipelinedFarAhead: a client that writes more than the
+// loop buffers (here lowered to 64 KiB) before reading
+// gets every answer: the loop stops reading, answers what it has, and
+// reads on by itself (no new edge event comes for bytes already in the
+// socket).
+func TestEventLoopPipelinedFarAhead(t *testing.T) {
+	s := oneWorkerServer(t)
+	addr, es := evServerT(t, s, func(es *EventServer) { es.maxBuffered = 64 << 10 })
+	req := rawPost("/v2/models/cnn-s/infer", v2Body([]int64{1, 784}, image(1)))
+	n := (3<<20)/len(req) + 1
+	rc := dialRaw(t, addr)
+	go func() { _, _ = io.WriteString(rc.c, strings.Repeat(req, n)) }()
+	for i := range n {
+		rc.expect(fmt.Sprint("pipelined ", i), 200, `"outputs"`)
+	}
+	if got := es.inline.Load(); got != int64(n) || es.handed.Load() != 0 {
+		t.Errorf("%d answered on the loop (want %d), %d handed off", got, n, es.handed.Load())
 	}
 }
