@@ -76,6 +76,7 @@ directory that 'make onnxruntime' (hack/install-onnxruntime.sh) fills.`,
 	f.IntVar(&cfg.MaxBatch, "max-batch", 64, "most examples accepted in one request (each runs at batch 1)")
 	f.IntVar(&cfg.DynamicBatch, "dynamic-batch", 1, "server-side dynamic batching: most queued single requests run as one ONNX Runtime run (1 = off)")
 	f.IntVar(&delayUS, "dynamic-batch-delay-us", 0, "with --dynamic-batch: µs a non-full batch waits for more requests (0 = batch only what is already queued)")
+	f.BoolVar(&cfg.EventLoop, "event-loop", false, "EXPERIMENTAL (Linux): serve OIP v2 inference requests on one epoll event loop, running the inference inline on it (meant for --threads 1; other requests go to the usual server)")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile (go tool pprof) to this file until shutdown")
 	rootCmd.AddCommand(cmd)
 }

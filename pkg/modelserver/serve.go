@@ -44,6 +44,10 @@ type ServeConfig struct {
 	// (runtime/pprof) is written to from start to shutdown: where the
 	// server's non-ONNX-Runtime time goes (ORT's own threads show as cgo).
 	CPUProfile string
+	// EventLoop serves OIP v2 inference requests on an epoll event loop
+	// with the inference inline (EXPERIMENTAL, Linux only; see
+	// EventServer); off by default.
+	EventLoop bool
 }
 
 // Defaults fills the zero fields.
@@ -137,12 +141,23 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := srv.NewHTTPServer(httpfast.Options{ReadHeaderTimeout: 10 * time.Second, Log: log})
+	var hs httpServer
+	hopts := httpfast.Options{ReadHeaderTimeout: 10 * time.Second, Log: log}
+	if cfg.EventLoop {
+		es, err := srv.NewEventServer(hopts)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		hs = es
+	} else {
+		hs = srv.NewHTTPServer(hopts)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "%shttp://%s\n", ListeningPrefix, ln.Addr())
 	log.Info("loaded", "file", cfg.Model, "workers", cfg.Threads, "intraOpThreads", cfg.IntraOpThreads,
-		"dynamicBatch", cfg.DynamicBatch, "dynamicBatchDelay", cfg.DynamicBatchDelay,
+		"dynamicBatch", cfg.DynamicBatch, "eventLoop", cfg.EventLoop, "dynamicBatchDelay", cfg.DynamicBatchDelay,
 		"load", time.Since(t0).Round(time.Millisecond), "addr", ln.Addr().String())
 	if err := m.WarmUp(ctx, cfg.WarmUp); err != nil {
 		_ = hs.Close()
@@ -163,3 +178,15 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	defer cancel()
 	return hs.Shutdown(sctx)
 }
+
+// httpServer is what Serve needs of the fast server or the event-loop server.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+var (
+	_ httpServer = (*httpfast.Server)(nil)
+	_ httpServer = (*EventServer)(nil)
+)

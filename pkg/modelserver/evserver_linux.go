@@ -1,0 +1,491 @@
+//go:build linux
+
+package modelserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/infadapter/infadapter/pkg/dispatcher/evloop"
+	"github.com/infadapter/infadapter/pkg/internal/httpfast"
+	"github.com/infadapter/infadapter/pkg/oip"
+)
+
+// EventServer is an EXPERIMENTAL serving path (serve-model --event-loop):
+// one epoll event loop (pkg/dispatcher/evloop) accepts the connections,
+// reads and parses OIP v2 inference requests for this model (JSON and
+// binary tensor extension, Content-Length bodies) and runs the inference
+// inline on the loop's goroutine — no netpoller park/wake of a
+// connection goroutine per request. Everything else (health, metadata,
+// /metrics, TF Serving REST, chunked bodies, Expect: 100-continue, other
+// models, not-ready, oversized bodies, malformed heads) is handed with
+// its buffered bytes to the ordinary fast server (NewHTTPServer), which
+// keeps the connection from then on.
+//
+// The question it answers is whether the per-request goroutine hand-off
+// costs measurable CPU next to the inference (docs/benchmarks.md, "Model
+// server"). It is meant for one worker (--threads 1): with more workers
+// the loop still runs one inference at a time.
+//
+// Known gaps of the prototype: Shutdown does not wait for answers still
+// queued in a socket's send buffer to drain; ReadTimeout for slow bodies
+// is the head timeout; no fuzzing of this path.
+type EventServer struct {
+	s  *Server
+	l  *evloop.Loop
+	fb *httpfast.Server
+	hl *httpfast.HandoffListener
+
+	headerTimeout, idleTimeout time.Duration
+	// maxBuffered bounds a connection's read buffer (a head's limit plus
+	// the body's); a variable for tests.
+	maxBuffered int
+
+	// Owned by the loop.
+	conns map[*evConn]struct{}
+	lnfd  int
+	now   time.Time
+
+	// inline counts the requests answered on the loop, handed the
+	// connections handed to the fallback (tests check which path ran).
+	inline, handed atomic.Int64
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	done    chan struct{}
+}
+
+// NewEventServer returns the event-loop server for s (not yet serving).
+func (s *Server) NewEventServer(o httpfast.Options) (*EventServer, error) {
+	l, err := evloop.New()
+	if err != nil {
+		return nil, err
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	e := &EventServer{s: s, l: l, fb: s.NewHTTPServer(o), hl: httpfast.NewHandoffListener(),
+		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout, maxBuffered: evMaxHeadSize + int(s.maxBody()),
+		conns: map[*evConn]struct{}{}, lnfd: -1, done: make(chan struct{}), now: time.Now()}
+	l.Tick, l.TickEvery = e.tick, time.Second
+	return e, nil
+}
+
+// Serve serves ln until Shutdown or Close (then it returns
+// http.ErrServerClosed). ln itself is never Accept'ed: the loop accepts
+// from a duplicate of its socket. Call it once.
+func (e *EventServer) Serve(ln net.Listener) error {
+	fd, err := evloop.ListenerFd(ln)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.started || e.stopped {
+		e.mu.Unlock()
+		unix.Close(fd)
+		return http.ErrServerClosed
+	}
+	e.started = true
+	e.hl.SetAddr(ln.Addr())
+	go func() { _ = e.fb.Serve(e.hl) }()
+	// The loop keeps its P while it sleeps in epoll_wait (see evloop):
+	// one more P, so the rest of the program (handed-over connections,
+	// the GC) is not starved.
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	go e.l.Run()
+	e.mu.Unlock()
+	errc := make(chan error, 1)
+	e.l.Post(func() {
+		e.lnfd = fd
+		errc <- e.l.AddListener(fd, &evListener{e: e})
+	})
+	select {
+	case err := <-errc:
+		if err != nil {
+			_ = e.Close()
+			return err
+		}
+	case <-e.l.Done():
+	}
+	<-e.done
+	return http.ErrServerClosed
+}
+
+// Shutdown stops accepting and closes the loop's connections between
+// requests (a request being served finishes first: it runs on the loop),
+// then shuts the fallback server down with ctx.
+func (e *EventServer) Shutdown(ctx context.Context) error {
+	e.stop()
+	err := e.fb.Shutdown(ctx)
+	_ = e.hl.Close()
+	return err
+}
+
+// Close closes everything at once.
+func (e *EventServer) Close() error {
+	e.stop()
+	err := e.fb.Close()
+	_ = e.hl.Close()
+	return err
+}
+
+func (e *EventServer) stop() {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return
+	}
+	e.stopped = true
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		e.l.Post(func() {
+			if e.lnfd >= 0 {
+				e.l.CloseFd(e.lnfd)
+				e.lnfd = -1
+			}
+			for c := range e.conns {
+				c.close()
+			}
+		})
+		e.l.Close()
+		<-e.l.Done()
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) - 1)
+	} else {
+		e.l.Close()
+		go e.l.Run() // frees the epoll and eventfd descriptors
+	}
+	close(e.done)
+}
+
+func (e *EventServer) tick(now time.Time) {
+	e.now = now
+	for c := range e.conns {
+		switch {
+		case len(c.in) > 0 && now.Sub(c.inSince) > e.headerTimeout:
+			c.close()
+		case len(c.in) == 0 && len(c.out) == 0 && now.Sub(c.last) > e.idleTimeout:
+			c.close()
+		}
+	}
+}
+
+type evListener struct{ e *EventServer }
+
+func (h *evListener) Event(uint32) {
+	e := h.e
+	for range 64 {
+		fd, _, err := evloop.Accept(e.lnfd)
+		if err != nil {
+			return
+		}
+		c := &evConn{e: e, fd: fd, last: e.now}
+		if err := e.l.Add(fd, c); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		e.conns[c] = struct{}{}
+	}
+}
+
+const (
+	evReadChunk   = 16 << 10
+	evMaxHeadSize = 1 << 20 // net/http's default MaxHeaderBytes
+	evKeepBuf     = 64 << 10
+)
+
+// evConn is a client connection on the loop.
+type evConn struct {
+	e          *EventServer
+	fd         int
+	in, out    []byte
+	head       httpfast.Head
+	w          evWriter
+	eof, dead  bool
+	closeAfter bool
+	// paused: read stopped with bytes maybe left in the socket (edge
+	// triggered: no new event will report them), so serve reads again.
+	paused  bool
+	last    time.Time // last read
+	inSince time.Time // first byte of the pending request
+}
+
+func (c *evConn) Event(ev uint32) {
+	if c.dead {
+		return
+	}
+	if ev&(evloop.In|evloop.Hup) != 0 {
+		c.read(ev&evloop.Hup != 0)
+	}
+	if !c.dead && ev&evloop.Out != 0 && len(c.out) > 0 {
+		c.flush()
+	}
+	if !c.dead {
+		c.serve()
+	}
+}
+
+// read reads what the socket has (until EAGAIN, a short read or EOF).
+func (c *evConn) read(hup bool) {
+	c.last = c.e.now
+	if len(c.in) == 0 {
+		c.inSince = c.e.now
+	}
+	for {
+		if cap(c.in)-len(c.in) < evReadChunk/4 {
+			c.in = append(c.in, make([]byte, evReadChunk)...)[:len(c.in)]
+		}
+		room := c.in[len(c.in):cap(c.in)]
+		n, e := evloop.Read(c.fd, room)
+		switch {
+		case e == unix.EAGAIN:
+			return
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			c.close()
+			return
+		case n == 0:
+			c.eof = true
+			return
+		}
+		c.in = c.in[:len(c.in)+n]
+		if n < len(room) && !hup {
+			return
+		}
+		if len(c.in) > c.e.maxBuffered {
+			// A client pipelining far ahead: serve answers what is
+			// buffered, then reads on (paused), so the buffer is bounded.
+			c.paused = true
+			return
+		}
+	}
+}
+
+func (c *evConn) flush() {
+	for len(c.out) > 0 {
+		n, e := evloop.Write(c.fd, c.out)
+		switch {
+		case e == unix.EAGAIN:
+			return
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			c.close()
+			return
+		}
+		c.out = c.out[:copy(c.out, c.out[n:])]
+	}
+	if cap(c.out) > evKeepBuf {
+		c.out = nil
+	}
+	if c.closeAfter {
+		c.close()
+	}
+}
+
+func (c *evConn) close() {
+	if c.dead {
+		return
+	}
+	c.dead = true
+	c.e.l.CloseFd(c.fd)
+	delete(c.e.conns, c)
+}
+
+// serve answers the buffered requests one at a time while the previous
+// answer has been written whole.
+func (c *evConn) serve() {
+	s := c.e.s
+	for !c.dead && !c.closeAfter && len(c.out) == 0 {
+		if c.paused && len(c.in) <= c.e.maxBuffered/2 {
+			c.paused = false
+			c.read(false)
+			if c.dead {
+				return
+			}
+		}
+		b := c.in
+		if len(b) == 0 {
+			if c.eof {
+				c.close()
+			}
+			return
+		}
+		end := httpfast.FindHeadEnd(b)
+		if end < 0 {
+			if len(b) > evMaxHeadSize || c.eof {
+				c.handOff()
+			}
+			return
+		}
+		h := &c.head
+		if !httpfast.ParseHead(b[:end], h) || !c.e.fast(h) || h.Expect100 || h.ContentLength < 0 ||
+			h.ContentLength > s.maxBody() || !s.Ready() {
+			c.handOff()
+			return
+		}
+		total := end + int(h.ContentLength)
+		if len(b) < total {
+			if c.eof {
+				c.close()
+				return
+			}
+			if cap(c.in) < total {
+				nb := make([]byte, len(c.in), total)
+				copy(nb, c.in)
+				c.in = nb
+				c.read(false)
+				if c.dead || len(c.in) < total {
+					return
+				}
+				continue
+			}
+			return
+		}
+		c.answer(h, c.in[end:total])
+		c.consume(total)
+		if h.Close {
+			c.closeAfter = true
+		}
+		c.flush()
+	}
+}
+
+// fast: this model's OIP v2 inference path (TF Serving's :predict goes to
+// the fallback in this prototype).
+func (e *EventServer) fast(h *httpfast.Head) bool {
+	route, err := oip.ParsePath(h.Path)
+	return err == nil && route.Kind == oip.KindInfer && route.Model == e.s.cfg.Name
+}
+
+// answer runs the request inline and appends the answer to c.out, framed
+// as httpfast's ResponseWriter frames it.
+func (c *evConn) answer(h *httpfast.Head, body []byte) {
+	start := time.Now()
+	var binHdr []string
+	if h.BinLen >= 0 {
+		binHdr = []string{strconv.FormatInt(h.BinLen, 10)}
+	}
+	w := &c.w
+	w.reset()
+	c.e.s.inferBody(context.Background(), w, oip.KindInfer, body, binHdr, start)
+	c.e.inline.Add(1)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	b := httpfast.AppendStatusLine(c.out, w.status)
+	hasDate := false
+	for k, vs := range w.hdr {
+		switch k {
+		case "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Trailer", "Upgrade":
+			continue
+		case "Date":
+			hasDate = true
+		}
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for i := 0; i < len(v); i++ {
+				if ch := v[i]; ch == '\r' || ch == '\n' {
+					b = append(b, ' ')
+				} else {
+					b = append(b, ch)
+				}
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = httpfast.AppendEndHead(b, int64(len(w.buf)), hasDate, h.Close)
+	c.out = append(b, w.buf...)
+}
+
+func (c *evConn) consume(n int) {
+	c.inSince = c.e.now
+	c.in = c.in[:copy(c.in, c.in[n:])]
+	if len(c.in) == 0 && cap(c.in) > evKeepBuf {
+		c.in = nil
+	}
+}
+
+// handOff gives the connection with its unread bytes to the fallback
+// server (the goroutine-per-connection fast server), where it stays.
+func (c *evConn) handOff() {
+	e := c.e
+	e.handed.Add(1)
+	e.l.Remove(c.fd)
+	c.dead = true
+	delete(e.conns, c)
+	pending, buffered := c.out, c.in
+	f := os.NewFile(uintptr(c.fd), "client")
+	go func() {
+		nc, err := net.FileConn(f) // dups the descriptor
+		f.Close()
+		if err != nil {
+			return
+		}
+		if len(pending) > 0 {
+			if _, err := nc.Write(pending); err != nil {
+				nc.Close()
+				return
+			}
+		}
+		br := bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), nc))
+		if !e.hl.Hand(nc, br) {
+			nc.Close()
+		}
+	}()
+}
+
+// evWriter collects one answer of inferBody.
+type evWriter struct {
+	hdr    http.Header
+	status int
+	buf    []byte
+}
+
+var _ http.ResponseWriter = (*evWriter)(nil)
+
+func (w *evWriter) reset() {
+	if w.hdr == nil {
+		w.hdr = http.Header{}
+	}
+	clear(w.hdr)
+	w.status = 0
+	if cap(w.buf) > evKeepBuf {
+		w.buf = nil
+	}
+	w.buf = w.buf[:0]
+}
+
+func (w *evWriter) Header() http.Header { return w.hdr }
+
+func (w *evWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 && code <= 999 {
+		w.status = code
+	}
+}
+
+func (w *evWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
