@@ -44,6 +44,14 @@ of them as one ONNX Runtime run, which raises throughput under load for the
 larger models; the committed profiles were measured at batch 1, so leave it
 off where the adaptation loop plans capacity from them.
 
+With one worker (--threads 1) and no dynamic batching, OIP v2 inference
+requests are served on an epoll event loop that runs the inference inline
+(--event-loop auto, the default on Linux): no goroutine wake-up per request
+and no thread reading the next request in the middle of an inference, which
+saves 24-50 µs of CPU per request on the larger models (docs/benchmarks.md).
+Every other request goes to the goroutine server on the same port.
+--event-loop off always uses the goroutine server.
+
 The server is live at once and ready after --warmup
 inferences on every worker. With --port 0 the chosen address is printed on
 stdout.
@@ -76,7 +84,7 @@ directory that 'make onnxruntime' (hack/install-onnxruntime.sh) fills.`,
 	f.IntVar(&cfg.MaxBatch, "max-batch", 64, "most examples accepted in one request (each runs at batch 1)")
 	f.IntVar(&cfg.DynamicBatch, "dynamic-batch", 1, "server-side dynamic batching: most queued single requests run as one ONNX Runtime run (1 = off)")
 	f.IntVar(&delayUS, "dynamic-batch-delay-us", 0, "with --dynamic-batch: µs a non-full batch waits for more requests (0 = batch only what is already queued)")
-	f.BoolVar(&cfg.EventLoop, "event-loop", false, "EXPERIMENTAL (Linux): serve OIP v2 inference requests on one epoll event loop, running the inference inline on it (meant for --threads 1; other requests go to the usual server)")
+	f.StringVar(&cfg.EventLoop, "event-loop", modelserver.EventLoopAuto, "serve OIP v2 inference on one epoll event loop with the inference inline on it, other requests on the goroutine server: auto (when --threads 1 without dynamic batching, on Linux), on, off")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile (go tool pprof) to this file until shutdown")
 	rootCmd.AddCommand(cmd)
 }

@@ -36,11 +36,13 @@
 // queues single requests and runs up to N of them as one ORT run on a
 // dynamic-batch session.
 //
-// Event loop (EXPERIMENTAL, Linux, serve-model --event-loop, off by
-// default): EventServer serves OIP v2 inference requests on one epoll loop
-// (pkg/dispatcher/evloop) and runs the inference inline on it, with no
-// goroutine wake-up per request; everything else is handed to the server
-// above. docs/benchmarks.md (run K) has what it measured.
+// Event loop (Linux; serve-model --event-loop auto, the default, turns it
+// on for one worker without dynamic batching): EventServer serves OIP v2
+// inference requests on one epoll loop (pkg/dispatcher/evloop) and runs
+// the inference inline on it, with no goroutine wake-up and no cgo P
+// hand-off to a thread that reads the next request mid-inference;
+// everything else is handed to the server above. docs/benchmarks.md
+// (runs K and L) has what it measured.
 //
 // The server is live as soon as it listens and ready only after warm-up
 // inferences have run on every worker, so a readiness-gated caller never

@@ -23,8 +23,9 @@ import (
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
-// EventServer is an EXPERIMENTAL serving path (serve-model --event-loop):
-// one epoll event loop (pkg/dispatcher/evloop) accepts the connections,
+// EventServer is the serving path of a one-worker server (serve-model
+// --event-loop, "auto" turns it on for --threads 1 without dynamic
+// batching): one epoll event loop (pkg/dispatcher/evloop) accepts the connections,
 // reads and parses OIP v2 inference requests for this model (JSON and
 // binary tensor extension, Content-Length bodies) and runs the inference
 // inline on the loop's goroutine — no netpoller park/wake of a
@@ -34,21 +35,35 @@ import (
 // its buffered bytes to the ordinary fast server (NewHTTPServer), which
 // keeps the connection from then on.
 //
-// The question it answers is whether the per-request goroutine hand-off
-// costs measurable CPU next to the inference (docs/benchmarks.md, "Model
-// server"). It is meant for one worker (--threads 1): with more workers
-// the loop still runs one inference at a time.
+// Why: behind the goroutine server each request woke a connection
+// goroutine through the netpoller, and the cgo call of the inference
+// handed the goroutine's P to another thread, which then ran the next
+// connection's read on the same core, in the middle of the inference:
+// ~2.3 context switches per request against ~0.5 here, and 24–50 µs of
+// server CPU per request on cnn-m and cnn-m-tta2 (docs/benchmarks.md,
+// "Model server", runs K and L).
 //
-// Known gaps of the prototype: Shutdown does not wait for answers still
-// queued in a socket's send buffer to drain; ReadTimeout for slow bodies
-// is the head timeout; no fuzzing of this path.
+// It is for one worker only: the loop runs one inference at a time, so
+// with more workers it would throw their parallelism away (ServeConfig
+// refuses --event-loop on with --threads > 1 or dynamic batching). A
+// request handed to the fallback server for this model (TF Serving
+// :predict, a chunked body) takes the same single worker; while it holds
+// it the loop's next inference waits for it, as it would wait behind
+// any other request in a one-worker server.
+//
+// Timeouts as the fast server's: IdleTimeout between requests,
+// ReadHeaderTimeout from a head's first byte, ReadTimeout for its body
+// from the head's end. Shutdown stops accepting, closes idle
+// connections, lets requests being received or answered finish (their
+// answers say Connection: close) and waits for them until its context
+// ends.
 type EventServer struct {
 	s  *Server
 	l  *evloop.Loop
 	fb *httpfast.Server
 	hl *httpfast.HandoffListener
 
-	headerTimeout, idleTimeout time.Duration
+	headerTimeout, idleTimeout, readTimeout time.Duration
 	// maxBuffered bounds a connection's read buffer (a head's limit plus
 	// the body's); a variable for tests.
 	maxBuffered int
@@ -57,15 +72,19 @@ type EventServer struct {
 	conns map[*evConn]struct{}
 	lnfd  int
 	now   time.Time
+	// draining: Shutdown has begun; no new requests after the ones
+	// being received or answered.
+	draining bool
 
 	// inline counts the requests answered on the loop, handed the
 	// connections handed to the fallback (tests check which path ran).
 	inline, handed atomic.Int64
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	done    chan struct{}
+	mu         sync.Mutex
+	started    bool
+	stopped    bool
+	finishOnce sync.Once
+	done       chan struct{}
 }
 
 // NewEventServer returns the event-loop server for s (not yet serving).
@@ -80,9 +99,13 @@ func (s *Server) NewEventServer(o httpfast.Options) (*EventServer, error) {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 2 * time.Minute
 	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = time.Minute
+	}
 	e := &EventServer{s: s, l: l, fb: s.NewHTTPServer(o), hl: httpfast.NewHandoffListener(),
-		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout, maxBuffered: evMaxHeadSize + int(s.maxBody()),
-		conns: map[*evConn]struct{}{}, lnfd: -1, done: make(chan struct{}), now: time.Now()}
+		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout, readTimeout: o.ReadTimeout,
+		maxBuffered: evMaxHeadSize + int(s.maxBody()),
+		conns:       map[*evConn]struct{}{}, lnfd: -1, done: make(chan struct{}), now: time.Now()}
 	l.Tick, l.TickEvery = e.tick, time.Second
 	return e, nil
 }
@@ -127,58 +150,133 @@ func (e *EventServer) Serve(ln net.Listener) error {
 	return http.ErrServerClosed
 }
 
-// Shutdown stops accepting and closes the loop's connections between
-// requests (a request being served finishes first: it runs on the loop),
-// then shuts the fallback server down with ctx.
+// Shutdown stops accepting, closes idle connections, and waits until
+// the requests being received or answered have been answered (each then
+// closes its connection) or ctx ends; then it closes what is left and
+// shuts the fallback server down with ctx. It returns ctx's error when
+// ctx ended first.
 func (e *EventServer) Shutdown(ctx context.Context) error {
-	e.stop()
-	err := e.fb.Shutdown(ctx)
+	var err error
+	if e.markStopped() {
+		err = e.drain(ctx)
+	}
+	e.finish()
+	if ferr := e.fb.Shutdown(ctx); err == nil {
+		err = ferr
+	}
 	_ = e.hl.Close()
 	return err
 }
 
 // Close closes everything at once.
 func (e *EventServer) Close() error {
-	e.stop()
+	e.markStopped()
+	e.finish()
 	err := e.fb.Close()
 	_ = e.hl.Close()
 	return err
 }
 
-func (e *EventServer) stop() {
+// markStopped makes later Serve calls fail; true when the loop was
+// serving and this is the first stop.
+func (e *EventServer) markStopped() bool {
 	e.mu.Lock()
-	if e.stopped {
-		e.mu.Unlock()
-		return
-	}
+	defer e.mu.Unlock()
+	first := !e.stopped
 	e.stopped = true
-	started := e.started
-	e.mu.Unlock()
-	if started {
-		e.l.Post(func() {
-			if e.lnfd >= 0 {
-				e.l.CloseFd(e.lnfd)
-				e.lnfd = -1
-			}
-			for c := range e.conns {
-				c.close()
-			}
-		})
-		e.l.Close()
-		<-e.l.Done()
-		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) - 1)
-	} else {
-		e.l.Close()
-		go e.l.Run() // frees the epoll and eventfd descriptors
-	}
-	close(e.done)
+	return first && e.started
 }
 
+// drain begins the graceful part of Shutdown on the loop and polls it
+// until no connection is left, ctx ends, or Close stopped the loop.
+func (e *EventServer) drain(ctx context.Context) error {
+	e.l.Post(func() {
+		e.closeListener()
+		e.draining = true
+		for c := range e.conns {
+			switch {
+			case len(c.in) == 0 && len(c.out) == 0:
+				c.close()
+			case len(c.out) > 0:
+				// An answer is being written: close after it (a
+				// pipelined request behind it is not served, as in
+				// net/http's Shutdown).
+				c.closeAfter = true
+			}
+			// Else a request is being received: serve answers it
+			// with Connection: close.
+		}
+	})
+	// net/http polls its connections the same way (from 1 ms up to
+	// 500 ms); a drain is over in one inference, so 5 ms steps.
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	left := make(chan int, 1)
+	for {
+		e.l.Post(func() { left <- len(e.conns) })
+		select {
+		case n := <-left:
+			if n == 0 {
+				return nil
+			}
+		case <-e.l.Done():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-t.C:
+		case <-e.l.Done():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// finish closes the listener and every connection still on the loop,
+// stops it and gives back its P; once.
+func (e *EventServer) finish() {
+	e.finishOnce.Do(func() {
+		e.mu.Lock()
+		started := e.started
+		e.mu.Unlock()
+		if started {
+			e.l.Post(func() {
+				e.closeListener()
+				for c := range e.conns {
+					c.close()
+				}
+			})
+			e.l.Close()
+			<-e.l.Done()
+			runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) - 1)
+		} else {
+			e.l.Close()
+			go e.l.Run() // frees the epoll and eventfd descriptors
+		}
+		close(e.done)
+	})
+}
+
+// closeListener stops accepting; on the loop.
+func (e *EventServer) closeListener() {
+	if e.lnfd >= 0 {
+		e.l.CloseFd(e.lnfd)
+		e.lnfd = -1
+	}
+}
+
+// tick enforces the timeouts, on the loop: a head must arrive within
+// headerTimeout of its first byte, its body within readTimeout of the
+// head's end, the next request within idleTimeout of the last read.
 func (e *EventServer) tick(now time.Time) {
 	e.now = now
 	for c := range e.conns {
 		switch {
-		case len(c.in) > 0 && now.Sub(c.inSince) > e.headerTimeout:
+		case c.bodyWait && now.Sub(c.bodySince) > e.readTimeout:
+			c.close()
+		case !c.bodyWait && len(c.in) > 0 && now.Sub(c.inSince) > e.headerTimeout:
 			c.close()
 		case len(c.in) == 0 && len(c.out) == 0 && now.Sub(c.last) > e.idleTimeout:
 			c.close()
@@ -224,6 +322,10 @@ type evConn struct {
 	paused  bool
 	last    time.Time // last read
 	inSince time.Time // first byte of the pending request
+	// bodyWait: the pending request's head is here, its body is not
+	// yet whole (since bodySince; ReadTimeout rather than the head's).
+	bodyWait  bool
+	bodySince time.Time
 }
 
 func (c *evConn) Event(ev uint32) {
@@ -323,7 +425,7 @@ func (c *evConn) serve() {
 		}
 		b := c.in
 		if len(b) == 0 {
-			if c.eof {
+			if c.eof || c.e.draining {
 				c.close()
 			}
 			return
@@ -347,6 +449,9 @@ func (c *evConn) serve() {
 				c.close()
 				return
 			}
+			if !c.bodyWait {
+				c.bodyWait, c.bodySince = true, c.e.now
+			}
 			if cap(c.in) < total {
 				nb := make([]byte, len(c.in), total)
 				copy(nb, c.in)
@@ -359,6 +464,8 @@ func (c *evConn) serve() {
 			}
 			return
 		}
+		// Draining: this is the connection's last answer, and it says so.
+		h.Close = h.Close || c.e.draining
 		c.answer(h, c.in[end:total])
 		c.consume(total)
 		if h.Close {
@@ -417,7 +524,7 @@ func (c *evConn) answer(h *httpfast.Head, body []byte) {
 }
 
 func (c *evConn) consume(n int) {
-	c.inSince = c.e.now
+	c.inSince, c.bodyWait = c.e.now, false
 	c.in = c.in[:copy(c.in, c.in[n:])]
 	if len(c.in) == 0 && cap(c.in) > evKeepBuf {
 		c.in = nil

@@ -252,3 +252,115 @@ func TestEventLoopPipelinedFarAhead(t *testing.T) {
 		t.Errorf("%d answered on the loop (want %d), %d handed off", got, n, es.handed.Load())
 	}
 }
+
+// TestEventLoopShutdownDrains: Shutdown closes an idle connection at once,
+// answers a request still being received (with Connection: close) and
+// returns only after that answer.
+func TestEventLoopShutdownDrains(t *testing.T) {
+	s := oneWorkerServer(t)
+	addr, es := evServerT(t, s)
+	req := rawPost("/v2/models/cnn-s/infer", v2Body([]int64{1, 784}, image(1)))
+	idle, busy := dialRaw(t, addr), dialRaw(t, addr)
+	idle.send(req)
+	idle.expect("idle, before", 200, `"outputs"`)
+	busy.send(req[:len(req)-100]) // head and most of the body
+	time.Sleep(50 * time.Millisecond)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- es.Shutdown(ctx)
+	}()
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection at shutdown: %v, want EOF", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a request was being received", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	busy.send(req[len(req)-100:])
+	if r := busy.expect("request finished during shutdown", 200, `"outputs"`); !r.Close {
+		t.Error("the answer during shutdown does not say Connection: close")
+	}
+	if _, err := busy.br.ReadByte(); err != io.EOF {
+		t.Errorf("after the last answer: %v, want EOF", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last answer")
+	}
+}
+
+// TestEventLoopShutdownDeadline: a request that never completes holds
+// Shutdown only until its context ends.
+func TestEventLoopShutdownDeadline(t *testing.T) {
+	s := oneWorkerServer(t)
+	addr, es := evServerT(t, s)
+	rc := dialRaw(t, addr)
+	rc.send("POST /v2/models/cnn-s/infer HTTP/1.1\r\nHost: x\r\n")
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if err := es.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the context's deadline", err)
+	}
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if _, err := rc.br.ReadByte(); err != io.EOF {
+		t.Errorf("unfinished request after shutdown: %v, want EOF", err)
+	}
+}
+
+// TestEventLoopTimeouts: the head must arrive within ReadHeaderTimeout,
+// the body within ReadTimeout after the head; a body slower than the
+// head's timeout but within its own is answered.
+func TestEventLoopTimeouts(t *testing.T) {
+	s := oneWorkerServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.NewEventServer(httpfast.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es.l.TickEvery = 20 * time.Millisecond
+	go func() { _ = es.Serve(ln) }()
+	t.Cleanup(func() { _ = es.Close(); ln.Close() })
+	addr := ln.Addr().String()
+	req := rawPost("/v2/models/cnn-s/infer", v2Body([]int64{1, 784}, image(1)))
+	end := strings.Index(req, "\r\n\r\n") + 4
+
+	slowBody := dialRaw(t, addr)
+	slowBody.send(req[:end+10])
+	time.Sleep(700 * time.Millisecond) // > head timeout, < body timeout
+	slowBody.send(req[end+10:])
+	slowBody.expect("body within ReadTimeout", 200, `"outputs"`)
+
+	for _, tc := range []struct {
+		what string
+		sent string
+		max  time.Duration
+	}{
+		{"head", req[:end-4], 1200 * time.Millisecond},
+		{"body", req[:end+10], 2500 * time.Millisecond},
+	} {
+		rc := dialRaw(t, addr)
+		rc.send(tc.sent)
+		t0 := time.Now()
+		if _, err := rc.br.ReadByte(); err != io.EOF {
+			t.Errorf("%s never finished: %v, want EOF", tc.what, err)
+		}
+		if d := time.Since(t0); d > tc.max {
+			t.Errorf("%s never finished: closed after %v, want ≤ %v", tc.what, d, tc.max)
+		}
+	}
+}

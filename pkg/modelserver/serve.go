@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -44,10 +45,48 @@ type ServeConfig struct {
 	// (runtime/pprof) is written to from start to shutdown: where the
 	// server's non-ONNX-Runtime time goes (ORT's own threads show as cgo).
 	CPUProfile string
-	// EventLoop serves OIP v2 inference requests on an epoll event loop
-	// with the inference inline (EXPERIMENTAL, Linux only; see
-	// EventServer); off by default.
-	EventLoop bool
+	// EventLoop chooses the serving path: EventLoopAuto (the default)
+	// serves OIP v2 inference on an epoll event loop with the inference
+	// inline (EventServer) when there is one worker and no dynamic
+	// batching on Linux, else on the goroutine fast server;
+	// EventLoopOn insists on the loop, EventLoopOff never uses it.
+	EventLoop string
+}
+
+// ServeConfig.EventLoop values.
+const (
+	EventLoopAuto = "auto"
+	EventLoopOn   = "on"
+	EventLoopOff  = "off"
+)
+
+// useEventLoop: whether Serve runs the EventServer (after Validate).
+func (c ServeConfig) useEventLoop() bool {
+	switch c.EventLoop {
+	case EventLoopOn:
+		return true
+	case EventLoopAuto:
+		return c.eventLoopFits() == nil
+	}
+	return false
+}
+
+// eventLoopFits says why the event loop cannot serve this config, or nil.
+func (c ServeConfig) eventLoopFits() error {
+	var why []string
+	if runtime.GOOS != "linux" {
+		why = append(why, "it needs Linux (epoll)")
+	}
+	if c.Threads != 1 {
+		why = append(why, fmt.Sprintf("it runs one inference at a time, so it needs threads = 1 (have %d)", c.Threads))
+	}
+	if c.DynamicBatch > 1 {
+		why = append(why, fmt.Sprintf("it cannot batch, so it needs dynamic batch ≤ 1 (have %d)", c.DynamicBatch))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(why, "; "))
 }
 
 // Defaults fills the zero fields.
@@ -63,6 +102,9 @@ func (c *ServeConfig) Defaults() {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 64
+	}
+	if c.EventLoop == "" {
+		c.EventLoop = EventLoopAuto
 	}
 }
 
@@ -85,6 +127,15 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.DynamicBatch > maxDynamicBatch {
 		errs = append(errs, fmt.Errorf("dynamic batch = %d: must be ≤ %d", c.DynamicBatch, maxDynamicBatch))
+	}
+	switch c.EventLoop {
+	case EventLoopAuto, EventLoopOff:
+	case EventLoopOn:
+		if err := c.eventLoopFits(); err != nil {
+			errs = append(errs, fmt.Errorf("event loop = on: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("event loop = %q: must be auto, on or off", c.EventLoop))
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port = %d: must be in [0, 65535]", c.Port))
@@ -143,7 +194,8 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	}
 	var hs httpServer
 	hopts := httpfast.Options{ReadHeaderTimeout: 10 * time.Second, Log: log}
-	if cfg.EventLoop {
+	useLoop := cfg.useEventLoop()
+	if useLoop {
 		es, err := srv.NewEventServer(hopts)
 		if err != nil {
 			ln.Close()
@@ -157,7 +209,7 @@ func Serve(ctx context.Context, cfg ServeConfig, stdout io.Writer, log *slog.Log
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "%shttp://%s\n", ListeningPrefix, ln.Addr())
 	log.Info("loaded", "file", cfg.Model, "workers", cfg.Threads, "intraOpThreads", cfg.IntraOpThreads,
-		"dynamicBatch", cfg.DynamicBatch, "eventLoop", cfg.EventLoop, "dynamicBatchDelay", cfg.DynamicBatchDelay,
+		"dynamicBatch", cfg.DynamicBatch, "eventLoop", useLoop, "dynamicBatchDelay", cfg.DynamicBatchDelay,
 		"load", time.Since(t0).Round(time.Millisecond), "addr", ln.Addr().String())
 	if err := m.WarmUp(ctx, cfg.WarmUp); err != nil {
 		_ = hs.Close()

@@ -260,6 +260,46 @@ func TestServeConfigValidate(t *testing.T) {
 	}
 }
 
+// TestServeConfigEventLoop: which serving path each config gets, and the
+// configs --event-loop on refuses.
+func TestServeConfigEventLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux-only")
+	}
+	model := filepath.Join(t.TempDir(), "m.onnx")
+	if err := os.WriteFile(model, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode           string
+		threads, batch int
+		wantLoop       bool
+		wantErr        string
+	}{
+		{"", 1, 0, true, ""},
+		{"auto", 1, 1, true, ""},
+		{"auto", 2, 0, false, ""},
+		{"auto", 1, 4, false, ""},
+		{"on", 1, 0, true, ""},
+		{"off", 1, 0, false, ""},
+		{"on", 2, 0, false, "event loop = on: it runs one inference at a time, so it needs threads = 1 (have 2)"},
+		{"on", 1, 8, false, "it cannot batch, so it needs dynamic batch ≤ 1 (have 8)"},
+		{"sometimes", 1, 0, false, `event loop = "sometimes": must be auto, on or off`},
+	} {
+		c := ServeConfig{Model: model, Threads: tc.threads, DynamicBatch: tc.batch, EventLoop: tc.mode}
+		c.Defaults()
+		err := c.Validate()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%+v: Validate() = %v", tc, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%+v: Validate() = %v, want it to say %q", tc, err, tc.wantErr)
+		case tc.wantErr == "" && c.useEventLoop() != tc.wantLoop:
+			t.Errorf("%+v: event loop %v, want %v", tc, c.useEventLoop(), tc.wantLoop)
+		}
+	}
+}
+
 // FuzzInfer feeds arbitrary bodies to both inference paths: the server
 // must answer 200 or a 4xx with an error body, never panic or 5xx.
 func FuzzInfer(f *testing.F) {
