@@ -71,6 +71,7 @@ type EventServer struct {
 	// Owned by the loop.
 	conns map[*evConn]struct{}
 	lnfd  int
+	ln    net.Listener // closed with lnfd (the socket lives until both are closed)
 	now   time.Time
 	// draining: Shutdown has begun; no new requests after the ones
 	// being received or answered.
@@ -111,8 +112,8 @@ func (s *Server) NewEventServer(o httpfast.Options) (*EventServer, error) {
 }
 
 // Serve serves ln until Shutdown or Close (then it returns
-// http.ErrServerClosed). ln itself is never Accept'ed: the loop accepts
-// from a duplicate of its socket. Call it once.
+// http.ErrServerClosed), which close ln. ln itself is never Accept'ed:
+// the loop accepts from a duplicate of its socket. Call it once.
 func (e *EventServer) Serve(ln net.Listener) error {
 	fd, err := evloop.ListenerFd(ln)
 	if err != nil {
@@ -126,6 +127,7 @@ func (e *EventServer) Serve(ln net.Listener) error {
 	}
 	e.started = true
 	e.hl.SetAddr(ln.Addr())
+	e.ln = ln
 	go func() { _ = e.fb.Serve(e.hl) }()
 	// The loop keeps its P while it sleeps in epoll_wait (see evloop):
 	// one more P, so the rest of the program (handed-over connections,
@@ -259,11 +261,17 @@ func (e *EventServer) finish() {
 	})
 }
 
-// closeListener stops accepting; on the loop.
+// closeListener stops accepting; on the loop. Both descriptors of the
+// listening socket close, so new connections are refused rather than
+// left in its backlog.
 func (e *EventServer) closeListener() {
 	if e.lnfd >= 0 {
 		e.l.CloseFd(e.lnfd)
 		e.lnfd = -1
+	}
+	if e.ln != nil {
+		_ = e.ln.Close()
+		e.ln = nil
 	}
 }
 

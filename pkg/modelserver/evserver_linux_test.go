@@ -228,6 +228,10 @@ func TestEventLoopShutdown(t *testing.T) {
 	if _, err := rc.br.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection after shutdown: %v, want EOF", err)
 	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("the port still accepts connections after shutdown")
+	}
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Errorf("GOMAXPROCS after shutdown = %d, want %d", got, procs)
 	}
