@@ -36,6 +36,19 @@
 #   BIN_old=/tmp/old/infadapter KINDS="raw json json@old binary binary@old" \
 #     flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 #
+# PAIRED=1: instead of rounds of 3-s runs, alternate short slices (the
+# paired role of pkg/modelserver's test binary, benchpair_test.go): one
+# server per (model, kind) runs at once, idle but for its slices, and
+# every server slice is compared with the mean of the raw-ORT slices just
+# before and after it, which cancels the machine's drift; CYCLES cycles
+# of SLICE_MS ms slices; the table gives the median ratio, its 95 %
+# confidence interval, the quartiles and how many pairs reached 0.9:
+#
+#   PAIRED=1 MODELS="cnn-m cnn-m-tta2" KINDS="json binary" \
+#     flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
+#   env: CYCLES=40 SLICE_MS=400 (and MODELS, KINDS with json, binary,
+#        json@TAG, binary@TAG; CONNS, INTRA, SERVER_CPU, CLIENT_CPU)
+#
 #   flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 #   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary batched"
 #        ROUNDS=5 DURATION=3 CONNS=8 INTRA=1 SERVER_CPU=0 CLIENT_CPU=1
@@ -62,8 +75,10 @@ done
 
 TMP=$(mktemp -d)
 SRV_PID=
+PIDS=()
 cleanup() {
   [[ -n "$SRV_PID" ]] && kill "$SRV_PID" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -99,10 +114,10 @@ start_server() {
   local bin=$1 model=$2
   shift 2
   taskset -c "$SERVER_CPU" "$bin" serve-model --model "third_party/models/fmnist/$model.onnx" \
-    --port 0 --threads 1 --intra-op-threads "$INTRA" --warmup 20 "$@" >"$TMP/srv.out" 2>"$TMP/srv.err" &
+    --port 0 --threads 1 --intra-op-threads "$INTRA" --warmup 20 "$@" >"$TMP/srv$SRV_TAG.out" 2>"$TMP/srv.err" &
   SRV_PID=$!
   for _ in $(seq 200); do
-    URL=$(sed -n 's/^infadapter serve-model listening on //p' "$TMP/srv.out")
+    URL=$(sed -n 's/^infadapter serve-model listening on //p' "$TMP/srv$SRV_TAG.out")
     if [[ -n "$URL" ]] && curl -fs "$URL/v2/models/$model/ready" >/dev/null 2>&1; then
       return 0
     fi
@@ -135,6 +150,42 @@ run_wrk() {
   awk -v r="$rps" -v d=$((t1 - t0)) -v tick="$TICK" -v dur="$DURATION" \
     'BEGIN { c = d / tick; printf "%.1f %.3f %.1f\n", r, c / dur, 1e6 * c / (r * dur) }'
 }
+
+SRV_TAG=
+if [[ "${PAIRED:-}" == 1 ]]; then
+  CYCLES=${CYCLES:-40}
+  SLICE_MS=${SLICE_MS:-400}
+  echo "paired: $CYCLES cycles of $SLICE_MS-ms slices, $CONNS connections per server" >&2
+  echo "| model | kind | req/s | pairs | server / raw, median | 95 % CI | quartiles | pairs ≥ 0.9 |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for model in $MODELS; do
+    targets=()
+    for kind in $KINDS; do
+      bin="$TMP/infadapter"
+      if [[ $kind == *@* ]]; then
+        binvar="BIN_${kind#*@}"
+        [[ -x "${!binvar:-}" ]] || { echo "kind $kind: set $binvar to an infadapter binary" >&2; exit 2; }
+        bin=${!binvar}
+      fi
+      case ${kind%@*} in
+      json) body="$TMP/v2.json" hlen=0 ;;
+      binary) body="$TMP/v2.bin" hlen=$HLEN ;;
+      *) echo "PAIRED: kind $kind is not json, binary, json@TAG or binary@TAG" >&2; exit 2 ;;
+      esac
+      SRV_TAG=${#PIDS[@]}
+      start_server "$bin" "$model"
+      PIDS+=("$SRV_PID")
+      SRV_PID=
+      targets+=("$kind" "$URL/v2/models/$model/infer" "$body" "$hlen")
+    done
+    taskset -c "$CLIENT_CPU" env INFADAPTER_MODELSERVER_BENCH=paired "$TMP/ms.test" \
+      "third_party/models/fmnist/$model.onnx" "$INTRA" "$SERVER_CPU" "$SLICE_MS" "$CYCLES" "$CONNS" "${targets[@]}"
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    PIDS=()
+  done
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  exit 0
+fi
 
 RES="$TMP/results"
 : >"$RES"

@@ -14,7 +14,9 @@ import (
 // envBenchRole makes the test binary a helper of hack/bench-modelserver.sh
 // instead of running tests: "raw" measures raw ONNX Runtime throughput,
 // "bodies" writes the request bodies the load generator sends; "serve"
-// runs Main (a serve-model process).
+// runs Main (a serve-model process); "paired" alternates short slices of
+// raw and server throughput (benchpair_test.go), with "rawctl" as its raw
+// loop.
 const envBenchRole = "INFADAPTER_MODELSERVER_BENCH"
 
 func TestMain(m *testing.M) {
@@ -27,8 +29,12 @@ func TestMain(m *testing.M) {
 		os.Exit(bodiesMain(os.Args[1:]))
 	case "serve":
 		os.Exit(Main(os.Args[1:]))
+	case "rawctl":
+		os.Exit(rawctlMain(os.Args[1:]))
+	case "paired":
+		os.Exit(pairedMain(os.Args[1:]))
 	default:
-		fmt.Fprintf(os.Stderr, "%s=%q: want raw, bodies or serve\n", envBenchRole, os.Getenv(envBenchRole))
+		fmt.Fprintf(os.Stderr, "%s=%q: want raw, rawctl, paired, bodies or serve\n", envBenchRole, os.Getenv(envBenchRole))
 		os.Exit(2)
 	}
 }
