@@ -48,6 +48,8 @@
 #     flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 #   env: CYCLES=40 SLICE_MS=400 (and MODELS, KINDS with json, binary,
 #        json@TAG, binary@TAG; CONNS, INTRA, SERVER_CPU, CLIENT_CPU)
+#        PAIRS_FILE=f  appends every pair ("model kind req/s ratio") to f,
+#                      to pool runs (hack/pool-pairs.sh f)
 #
 #   flock /tmp/infadapter-bench.lock hack/bench-modelserver.sh
 #   env: MODELS="linear cnn-s cnn-m cnn-m-tta2" KINDS="raw json binary batched"

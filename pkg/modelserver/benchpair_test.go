@@ -275,6 +275,12 @@ func pairedMain(args []string) int {
 		fmt.Fprintln(os.Stderr)
 	}
 	name := strings.TrimSuffix(model[strings.LastIndex(model, "/")+1:], ".onnx")
+	if f := os.Getenv("PAIRS_FILE"); f != "" {
+		if err := appendPairs(f, name, targets); err != nil {
+			fmt.Fprintln(os.Stderr, "paired:", err)
+			return 1
+		}
+	}
 	fmt.Printf("| %s | raw | %.0f | – | – | – | – | – |\n", name, median(raws))
 	for _, t := range targets {
 		lo, hi := medianCI(t.ratio)
@@ -283,6 +289,26 @@ func pairedMain(args []string) int {
 			countAtLeast(t.ratio, 0.9), len(t.ratio))
 	}
 	return 0
+}
+
+// appendPairs appends "MODEL KIND SERVER_RPS RATIO" lines, one per pair,
+// to file (PAIRS_FILE), so that runs can be pooled afterwards.
+func appendPairs(file, model string, targets []*pairTarget) error {
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, t := range targets {
+		for i, r := range t.ratio {
+			fmt.Fprintf(w, "%s %s %.1f %.4f\n", model, t.name, t.rps[i], r)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func newPairTarget(name, rawURL, bodyFile, hlen string, conns int) (*pairTarget, error) {
