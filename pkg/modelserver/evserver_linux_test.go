@@ -17,14 +17,9 @@ import (
 	"github.com/infadapter/infadapter/pkg/internal/httpfast"
 )
 
-// evServer serves s with the event-loop path on a loopback port.
-func evServer(t *testing.T, s *Server) string {
-	t.Helper()
-	addr, _ := evServerT(t, s)
-	return addr
-}
-
-// evServerT also returns the server; set, when given, changes it before it serves.
+// evServerT serves s with the event-loop path on a loopback port and
+// returns its address and the server; set, when given, changes it before
+// it serves.
 func evServerT(t *testing.T, s *Server, set ...func(*EventServer)) (string, *EventServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
