@@ -3,8 +3,6 @@
 package dispatcher
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -438,19 +436,19 @@ func (c *cconn) read(hup bool) {
 		c.inSince = c.lp.now
 	}
 	for {
-		var st readStatus
-		c.in, st, _ = readMore(c.fd, c.in)
+		var st evloop.ReadStatus
+		c.in, st, _ = evloop.ReadMore(c.fd, c.in, evReadChunk)
 		switch st {
-		case readAgain:
+		case evloop.ReadAgain:
 			return
-		case readFailed:
+		case evloop.ReadFailed:
 			c.close()
 			return
-		case readEOF:
+		case evloop.ReadEOF:
 			c.eof = true
 			return
 		}
-		if st == readShort && !hup {
+		if st == evloop.ReadShort && !hup {
 			return
 		}
 		if c.busy && len(c.in) > evMaxHeadSize {
@@ -466,7 +464,7 @@ func (c *cconn) read(hup bool) {
 // flush writes out; a short write waits for the next Out event.
 func (c *cconn) flush() {
 	var e syscall.Errno
-	c.out, e = writeOut(c.fd, c.out)
+	c.out, e = evloop.WriteOut(c.fd, c.out, keepBodyBuf)
 	switch {
 	case e != 0:
 		c.close()
@@ -679,25 +677,7 @@ func (c *cconn) handOff() {
 	c.dead = true
 	delete(lp.conns, c)
 	lp.s.conns.Add(-1)
-	pending, buffered := c.out, c.in
-	f := os.NewFile(uintptr(c.fd), "client")
-	go func() {
-		nc, err := net.FileConn(f) // dups the descriptor
-		f.Close()
-		if err != nil {
-			return
-		}
-		if len(pending) > 0 {
-			if _, err := nc.Write(pending); err != nil {
-				nc.Close()
-				return
-			}
-		}
-		br := bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), nc))
-		if !lp.s.hl.Hand(nc, br) {
-			nc.Close()
-		}
-	}()
+	lp.s.hl.HandFd(c.fd, c.out, c.in)
 }
 
 // answerError appends an error answer ({"error": msg}) to out.
@@ -1116,88 +1096,24 @@ func (be *bconn) Event(ev uint32) {
 
 func (be *bconn) flush() {
 	var e syscall.Errno
-	if be.out, e = writeOut(be.fd, be.out); e != 0 {
+	if be.out, e = evloop.WriteOut(be.fd, be.out, keepBodyBuf); e != 0 {
 		be.failed(e)
-	}
-}
-
-// writeOut writes buf to fd until all of it is written, the socket is
-// full (EAGAIN: the rest waits for the next Out event) or a write fails,
-// and returns what is left (nil once written, when it had grown past
-// keepBodyBuf) and the write error.
-func writeOut(fd int, buf []byte) ([]byte, syscall.Errno) {
-	for len(buf) > 0 {
-		n, e := evloop.Write(fd, buf)
-		switch {
-		case e == unix.EINTR:
-			continue
-		case e == unix.EAGAIN:
-			return buf, 0
-		case e != 0:
-			return buf, e
-		}
-		buf = buf[:copy(buf, buf[n:])]
-	}
-	if cap(buf) > keepBodyBuf {
-		return nil, 0
-	}
-	return buf, 0
-}
-
-// readStatus is what one readMore found.
-type readStatus int
-
-const (
-	readFull   readStatus = iota // filled all the room it had: more may be waiting
-	readShort                    // read less than the room: the socket is drained
-	readAgain                    // nothing there (EAGAIN)
-	readEOF                      // end of stream
-	readFailed                   // a read error (returned beside)
-)
-
-// readMore reads once from fd into buf's free space (again after EINTR),
-// growing buf first when less than 512 bytes are free, and returns buf
-// with what was read appended, what the read found and, for readFailed,
-// the error. The two read loops (client and backend connections) differ
-// only in what they do with each outcome.
-func readMore(fd int, buf []byte) ([]byte, readStatus, syscall.Errno) {
-	if cap(buf)-len(buf) < 512 {
-		nb := make([]byte, len(buf), max(2*cap(buf), evReadChunk))
-		copy(nb, buf)
-		buf = nb
-	}
-	free := buf[len(buf):cap(buf)]
-	for {
-		n, e := evloop.Read(fd, free)
-		switch {
-		case e == unix.EINTR:
-			continue
-		case e == unix.EAGAIN:
-			return buf, readAgain, 0
-		case e != 0:
-			return buf, readFailed, e
-		case n == 0:
-			return buf, readEOF, 0
-		case n < len(free):
-			return buf[:len(buf)+n], readShort, 0
-		}
-		return buf[:len(buf)+n], readFull, 0
 	}
 }
 
 // read reads and parses what the socket has; hup as in cconn.read.
 func (be *bconn) read(hup bool) {
 	for {
-		var st readStatus
+		var st evloop.ReadStatus
 		var e syscall.Errno
-		be.in, st, e = readMore(be.fd, be.in)
+		be.in, st, e = evloop.ReadMore(be.fd, be.in, evReadChunk)
 		switch st {
-		case readAgain:
+		case evloop.ReadAgain:
 			return
-		case readFailed:
+		case evloop.ReadFailed:
 			be.failed(e)
 			return
-		case readEOF:
+		case evloop.ReadEOF:
 			be.eof()
 			return
 		}
@@ -1208,7 +1124,7 @@ func (be *bconn) read(hup bool) {
 		if be.parse() || be.dead {
 			return
 		}
-		if st == readShort && !hup {
+		if st == evloop.ReadShort && !hup {
 			return
 		}
 	}

@@ -3,17 +3,14 @@
 package modelserver
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -351,32 +348,28 @@ func (c *evConn) Event(ev uint32) {
 	}
 }
 
-// read reads what the socket has (until EAGAIN, a short read or EOF).
+// read reads what the socket has (until EAGAIN, a short read or EOF);
+// hup: the event said the peer shut down its side, so a short read does
+// not end it (the end of stream came with the same edge and must be read).
 func (c *evConn) read(hup bool) {
 	c.last = c.e.now
 	if len(c.in) == 0 {
 		c.inSince = c.e.now
 	}
 	for {
-		if cap(c.in)-len(c.in) < evReadChunk/4 {
-			c.in = append(c.in, make([]byte, evReadChunk)...)[:len(c.in)]
-		}
-		room := c.in[len(c.in):cap(c.in)]
-		n, e := evloop.Read(c.fd, room)
-		switch {
-		case e == unix.EAGAIN:
+		var st evloop.ReadStatus
+		c.in, st, _ = evloop.ReadMore(c.fd, c.in, evReadChunk)
+		switch st {
+		case evloop.ReadAgain:
 			return
-		case e == unix.EINTR:
-			continue
-		case e != 0:
+		case evloop.ReadFailed:
 			c.close()
 			return
-		case n == 0:
+		case evloop.ReadEOF:
 			c.eof = true
 			return
 		}
-		c.in = c.in[:len(c.in)+n]
-		if n < len(room) && !hup {
+		if st == evloop.ReadShort && !hup {
 			return
 		}
 		if len(c.in) > c.e.maxBuffered {
@@ -388,24 +381,14 @@ func (c *evConn) read(hup bool) {
 	}
 }
 
+// flush writes out; a short write waits for the next Out event.
 func (c *evConn) flush() {
-	for len(c.out) > 0 {
-		n, e := evloop.Write(c.fd, c.out)
-		switch {
-		case e == unix.EAGAIN:
-			return
-		case e == unix.EINTR:
-			continue
-		case e != 0:
-			c.close()
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+	var e syscall.Errno
+	if c.out, e = evloop.WriteOut(c.fd, c.out, evKeepBuf); e != 0 {
+		c.close()
+		return
 	}
-	if cap(c.out) > evKeepBuf {
-		c.out = nil
-	}
-	if c.closeAfter {
+	if len(c.out) == 0 && c.closeAfter {
 		c.close()
 	}
 }
@@ -547,25 +530,7 @@ func (c *evConn) handOff() {
 	e.l.Remove(c.fd)
 	c.dead = true
 	delete(e.conns, c)
-	pending, buffered := c.out, c.in
-	f := os.NewFile(uintptr(c.fd), "client")
-	go func() {
-		nc, err := net.FileConn(f) // dups the descriptor
-		f.Close()
-		if err != nil {
-			return
-		}
-		if len(pending) > 0 {
-			if _, err := nc.Write(pending); err != nil {
-				nc.Close()
-				return
-			}
-		}
-		br := bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), nc))
-		if !e.hl.Hand(nc, br) {
-			nc.Close()
-		}
-	}()
+	e.hl.HandFd(c.fd, c.out, c.in)
 }
 
 // evWriter collects one answer of inferBody.

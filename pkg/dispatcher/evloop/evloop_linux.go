@@ -256,6 +256,70 @@ func Write(fd int, p []byte) (int, syscall.Errno) {
 	return int(r), 0
 }
 
+// ReadStatus is what one ReadMore found.
+type ReadStatus int
+
+const (
+	ReadFull   ReadStatus = iota // filled all the room it had: more may be waiting
+	ReadShort                    // read less than the room: the socket is drained
+	ReadAgain                    // nothing there (EAGAIN)
+	ReadEOF                      // end of stream
+	ReadFailed                   // a read error (returned beside)
+)
+
+// ReadMore reads once from fd into buf's free space (again after EINTR),
+// growing buf first when less than 512 bytes are free (to twice its
+// capacity, at least grow bytes), and returns buf with what was read
+// appended, what the read found and, for ReadFailed, the error. Read
+// loops of connections differ only in what they do with each outcome.
+func ReadMore(fd int, buf []byte, grow int) ([]byte, ReadStatus, syscall.Errno) {
+	if cap(buf)-len(buf) < 512 {
+		nb := make([]byte, len(buf), max(2*cap(buf), grow, len(buf)+512))
+		copy(nb, buf)
+		buf = nb
+	}
+	free := buf[len(buf):cap(buf)]
+	for {
+		n, e := Read(fd, free)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			return buf, ReadAgain, 0
+		case e != 0:
+			return buf, ReadFailed, e
+		case n == 0:
+			return buf, ReadEOF, 0
+		case n < len(free):
+			return buf[:len(buf)+n], ReadShort, 0
+		}
+		return buf[:len(buf)+n], ReadFull, 0
+	}
+}
+
+// WriteOut writes buf to fd until all of it is written, the socket is
+// full (EAGAIN: the rest waits for the next Out event) or a write fails,
+// and returns what is left (nil once written, when its capacity had grown
+// past keep) and the write error.
+func WriteOut(fd int, buf []byte, keep int) ([]byte, syscall.Errno) {
+	for len(buf) > 0 {
+		n, e := Write(fd, buf)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			return buf, 0
+		case e != 0:
+			return buf, e
+		}
+		buf = buf[:copy(buf, buf[n:])]
+	}
+	if cap(buf) > keep {
+		return nil, 0
+	}
+	return buf, 0
+}
+
 // Accept accepts one connection from the non-blocking listening fd as a
 // non-blocking, close-on-exec descriptor with TCP_NODELAY set.
 func Accept(lfd int) (int, unix.Sockaddr, error) {

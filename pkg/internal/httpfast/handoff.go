@@ -2,7 +2,10 @@ package httpfast
 
 import (
 	"bufio"
+	"bytes"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -38,6 +41,33 @@ func (l *HandoffListener) Hand(c net.Conn, br *bufio.Reader) bool {
 	case <-l.done:
 		return false
 	}
+}
+
+// HandFd hands over a connection an event loop owned as the raw
+// descriptor fd (already removed from the loop; HandFd takes it over):
+// in a new goroutine it writes pending (answers the loop had not yet
+// sent), then hands the connection to the server with buffered (request
+// bytes the loop had read but not served) to be read first. On any
+// failure the connection is closed.
+func (l *HandoffListener) HandFd(fd int, pending, buffered []byte) {
+	f := os.NewFile(uintptr(fd), "client")
+	go func() {
+		nc, err := net.FileConn(f) // dups the descriptor
+		f.Close()
+		if err != nil {
+			return
+		}
+		if len(pending) > 0 {
+			if _, err := nc.Write(pending); err != nil {
+				nc.Close()
+				return
+			}
+		}
+		br := bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), nc))
+		if !l.Hand(nc, br) {
+			nc.Close()
+		}
+	}()
 }
 
 // Accept returns the next handed-over connection.
