@@ -53,17 +53,13 @@ func rawctlMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "rawctl: bad INTRA_OP_THREADS")
 		return 2
 	}
-	m, err := LoadModel(ModelConfig{Path: args[0], Workers: 1, IntraOpThreads: threads})
+	m, err := rawModel(args[0], threads)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer m.Close()
 	ctx := context.Background()
-	if err := m.WarmUp(ctx, 20); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	img := image(1)
 	out := make([]float32, 0, m.OutputSize())
 	fmt.Println("ready")

@@ -54,17 +54,13 @@ func rawMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "raw: bad SECONDS or INTRA_OP_THREADS")
 		return 2
 	}
-	m, err := LoadModel(ModelConfig{Path: args[0], Workers: 1, IntraOpThreads: threads})
+	m, err := rawModel(args[0], threads)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer m.Close()
 	ctx := context.Background()
-	if err := m.WarmUp(ctx, 20); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	img := image(1)
 	out := make([]float32, 0, m.OutputSize())
 	cpu0 := cpuSeconds()
@@ -80,6 +76,20 @@ func rawMain(args []string) int {
 	el := time.Since(t0).Seconds()
 	fmt.Printf("raw_rps %.1f cpu %.3f\n", float64(n)/el, (cpuSeconds()-cpu0)/el)
 	return 0
+}
+
+// rawModel loads path as the server does with --threads 1 (one worker,
+// threads intra-op threads) and runs 20 warm-up inferences.
+func rawModel(path string, threads int) (*Model, error) {
+	m, err := LoadModel(ModelConfig{Path: path, Workers: 1, IntraOpThreads: threads})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.WarmUp(context.Background(), 20); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
 func cpuSeconds() float64 {
