@@ -327,7 +327,7 @@ func TestEventLoopTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := s.NewEventServer(httpfast.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 1500 * time.Millisecond})
+	es, err := s.NewEventServer(httpfast.Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 2500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestEventLoopTimeouts(t *testing.T) {
 		max  time.Duration
 	}{
 		{"head", req[:end-4], 1200 * time.Millisecond},
-		{"body", req[:end+10], 2500 * time.Millisecond},
+		{"body", req[:end+10], 5 * time.Second},
 	} {
 		rc := dialRaw(t, addr)
 		rc.send(tc.sent)
