@@ -91,15 +91,7 @@ func (s *Server) NewEventServer(o httpfast.Options) (*EventServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.ReadHeaderTimeout <= 0 {
-		o.ReadHeaderTimeout = 10 * time.Second
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 2 * time.Minute
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = time.Minute
-	}
+	o = o.WithDefaults()
 	e := &EventServer{s: s, l: l, fb: s.NewHTTPServer(o), hl: httpfast.NewHandoffListener(),
 		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout, readTimeout: o.ReadTimeout,
 		maxBuffered: evMaxHeadSize + int(s.maxBody()),
@@ -489,27 +481,7 @@ func (c *evConn) answer(h *httpfast.Head, body []byte) {
 		w.status = http.StatusOK
 	}
 	b := httpfast.AppendStatusLine(c.out, w.status)
-	hasDate := false
-	for k, vs := range w.hdr {
-		switch k {
-		case "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Trailer", "Upgrade":
-			continue
-		case "Date":
-			hasDate = true
-		}
-		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			for i := 0; i < len(v); i++ {
-				if ch := v[i]; ch == '\r' || ch == '\n' {
-					b = append(b, ' ')
-				} else {
-					b = append(b, ch)
-				}
-			}
-			b = append(b, "\r\n"...)
-		}
-	}
+	b, hasDate := httpfast.AppendHeaderLines(b, w.hdr)
 	b = httpfast.AppendEndHead(b, int64(len(w.buf)), hasDate, h.Close)
 	c.out = append(b, w.buf...)
 }

@@ -76,8 +76,9 @@ type Server struct {
 	shutdown atomic.Bool
 }
 
-// NewServer returns a Server for h (not yet serving; call Serve).
-func NewServer(h Handler, o Options) *Server {
+// WithDefaults returns o with its zero fields set to the defaults noted
+// on Options (servers that keep their own timeouts take them from here).
+func (o Options) WithDefaults() Options {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 2 * time.Minute
 	}
@@ -90,6 +91,12 @@ func NewServer(h Handler, o Options) *Server {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	return o
+}
+
+// NewServer returns a Server for h (not yet serving; call Serve).
+func NewServer(h Handler, o Options) *Server {
+	o = o.WithDefaults()
 	s := &Server{h: h, log: o.Log, idleTimeout: o.IdleTimeout, headerTimeout: o.ReadHeaderTimeout, readTimeout: o.ReadTimeout,
 		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}, hl: NewHandoffListener()}
 	s.std = &http.Server{Handler: o.Fallback, ReadHeaderTimeout: o.ReadHeaderTimeout, ReadTimeout: o.ReadTimeout,
@@ -592,6 +599,13 @@ func AppendStatusLine(b []byte, code int) []byte {
 // and LF in values replaced by spaces, as net/http does. It reports
 // whether hdr has a Date.
 func WriteHeaderLines(bw *bufio.Writer, hdr http.Header) (hasDate bool) {
+	b, hasDate := AppendHeaderLines(bw.AvailableBuffer(), hdr)
+	bw.Write(b)
+	return hasDate
+}
+
+// AppendHeaderLines appends what WriteHeaderLines writes to b.
+func AppendHeaderLines(b []byte, hdr http.Header) (_ []byte, hasDate bool) {
 	for k, vs := range hdr {
 		switch k {
 		case "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Trailer", "Upgrade":
@@ -603,13 +617,19 @@ func WriteHeaderLines(bw *bufio.Writer, hdr http.Header) (hasDate bool) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeHeaderValue(bw, v)
-			bw.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c == '\r' || c == '\n' {
+					b = append(b, ' ')
+				} else {
+					b = append(b, c)
+				}
+			}
+			b = append(b, "\r\n"...)
 		}
 	}
-	return hasDate
+	return b, hasDate
 }
 
 // EndHead ends a response head: Date (unless the header had one),
@@ -645,16 +665,4 @@ func validHeaderName(k string) bool {
 		}
 	}
 	return true
-}
-
-// writeHeaderValue writes v with CR and LF replaced by spaces, as
-// net/http does, so no value can split the response.
-func writeHeaderValue(bw *bufio.Writer, v string) {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\r' || c == '\n' {
-			bw.WriteByte(' ')
-		} else {
-			bw.WriteByte(c)
-		}
-	}
 }
