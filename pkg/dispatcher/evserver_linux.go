@@ -60,9 +60,6 @@ type evLoop struct {
 	pools map[*backend]*bpool
 	conns map[*cconn]struct{}
 	now   time.Time // coarse: updated every tick
-	// pausedLns: listeners removed after an accept error (EMFILE, …);
-	// the next tick adds them back.
-	pausedLns []*lnHandler
 }
 
 // NewEventServer returns an EventServer for d with n loops (n < 1:
@@ -262,11 +259,8 @@ func addProcs(n int) {
 
 func (lp *evLoop) tick(now time.Time) {
 	lp.now = now
-	if len(lp.pausedLns) > 0 && !lp.s.shutdown.Load() {
-		for _, h := range lp.pausedLns {
-			_ = lp.l.AddListener(h.fd, h)
-		}
-		lp.pausedLns = lp.pausedLns[:0]
+	if !lp.s.shutdown.Load() {
+		lp.l.ResumeListeners()
 	}
 	for c := range lp.conns {
 		c.checkTimeout(now)
@@ -300,12 +294,11 @@ func (h *lnHandler) Event(uint32) {
 	for range 64 {
 		fd, sa, err := evloop.Accept(h.fd)
 		if err != nil {
-			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-				// The listener stays readable: pause it on this loop (a
-				// tick re-adds it) instead of spinning on the error.
+			if evloop.AcceptExhausted(err) {
+				// Paused on this loop until its next tick, instead of
+				// spinning on the still readable listener.
 				s.d.log.Warn("accept error; pausing accepts on one loop", "err", err)
-				h.lp.l.Remove(h.fd)
-				h.lp.pausedLns = append(h.lp.pausedLns, h)
+				h.lp.l.PauseListener(h.fd)
 			}
 			return
 		}

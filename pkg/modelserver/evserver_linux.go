@@ -4,6 +4,7 @@ package modelserver
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -61,6 +62,7 @@ type EventServer struct {
 	hl *httpfast.HandoffListener
 
 	headerTimeout, idleTimeout, readTimeout time.Duration
+	log                                     *slog.Logger
 	// maxBuffered bounds a connection's read buffer (a head's limit plus
 	// the body's); a variable for tests.
 	maxBuffered int
@@ -92,7 +94,7 @@ func (s *Server) NewEventServer(o httpfast.Options) (*EventServer, error) {
 		return nil, err
 	}
 	o = o.WithDefaults()
-	e := &EventServer{s: s, l: l, fb: s.NewHTTPServer(o), hl: httpfast.NewHandoffListener(),
+	e := &EventServer{s: s, l: l, fb: s.NewHTTPServer(o), hl: httpfast.NewHandoffListener(), log: o.Log,
 		headerTimeout: o.ReadHeaderTimeout, idleTimeout: o.IdleTimeout, readTimeout: o.ReadTimeout,
 		maxBuffered: evMaxHeadSize + int(s.maxBody()),
 		conns:       map[*evConn]struct{}{}, lnfd: -1, done: make(chan struct{}), now: time.Now()}
@@ -269,6 +271,7 @@ func (e *EventServer) closeListener() {
 // head's end, the next request within idleTimeout of the last read.
 func (e *EventServer) tick(now time.Time) {
 	e.now = now
+	e.l.ResumeListeners() // closeListener forgets a paused listener
 	for c := range e.conns {
 		switch {
 		case c.bodyWait && now.Sub(c.bodySince) > e.readTimeout:
@@ -288,6 +291,12 @@ func (h *evListener) Event(uint32) {
 	for range 64 {
 		fd, _, err := evloop.Accept(e.lnfd)
 		if err != nil {
+			if evloop.AcceptExhausted(err) {
+				// Paused until the next tick, instead of spinning on
+				// the still readable listener.
+				e.log.Warn("accept error; pausing accepts for a second", "err", err)
+				e.l.PauseListener(e.lnfd)
+			}
 			return
 		}
 		c := &evConn{e: e, fd: fd, last: e.now}

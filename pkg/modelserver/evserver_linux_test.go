@@ -3,16 +3,21 @@
 package modelserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/infadapter/infadapter/pkg/internal/httpfast"
 )
@@ -362,4 +367,80 @@ func TestEventLoopTimeouts(t *testing.T) {
 			t.Errorf("%s never finished: closed after %v, want ≤ %v", tc.what, d, tc.max)
 		}
 	}
+}
+
+// TestEventLoopAcceptExhausted: when accept fails for want of descriptors
+// (RLIMIT_NOFILE lowered so the client's socket is the last one), the
+// loop pauses the listener instead of spinning on it (the process stays
+// nearly idle), and once descriptors are free again the next tick
+// resumes it and the waiting connection is served.
+func TestEventLoopAcceptExhausted(t *testing.T) {
+	s := oneWorkerServer(t)
+	addr, _ := evServerT(t, s, func(es *EventServer) { es.l.TickEvery = 50 * time.Millisecond })
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// The limit bounds descriptor numbers, not their count: allow one
+	// above the highest open, fill every free number below it with
+	// /dev/null, then free one for the client's socket.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	highest := 0
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > highest {
+			highest = n
+		}
+	}
+	low := lim
+	low.Cur = uint64(highest + 2)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Skipf("cannot lower RLIMIT_NOFILE: %v", err)
+	}
+	var fillers []int
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			for _, fd := range fillers {
+				unix.Close(fd)
+			}
+			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer restore()
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, fd)
+	}
+	if len(fillers) == 0 {
+		restore()
+		t.Fatal("could not fill the descriptor table")
+	}
+	unix.Close(fillers[len(fillers)-1])
+	fillers = fillers[:len(fillers)-1]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		restore()
+		t.Fatalf("dial with one descriptor free: %v", err)
+	}
+	defer c.Close()
+	cpu0 := cpuSeconds()
+	time.Sleep(300 * time.Millisecond)
+	used := cpuSeconds() - cpu0
+	restore()
+	if used > 0.1 {
+		t.Errorf("the process used %.0f ms of CPU in 300 ms while accept failed: the loop spins on the listener", used*1000)
+	}
+	rc := &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	rc.send(rawPost("/v2/models/cnn-s/infer", v2Body([]int64{1, 784}, image(1))))
+	rc.expect("after descriptors were freed", 200, `"outputs"`)
 }

@@ -36,6 +36,9 @@ type Loop struct {
 	epfd     int
 	wakefd   int // eventfd: Post wakes the loop
 	handlers []Handler
+	// paused: listeners taken off the epoll set by PauseListener, with
+	// their handlers, until ResumeListeners.
+	paused map[int]Handler
 
 	mu      sync.Mutex
 	posted  []func()
@@ -103,6 +106,7 @@ func (l *Loop) add(fd int, h Handler, events uint32) error {
 
 // Remove unregisters fd (it stays open). Call it on the loop.
 func (l *Loop) Remove(fd int) {
+	delete(l.paused, fd)
 	if fd >= 0 && fd < len(l.handlers) {
 		l.handlers[fd] = nil
 	}
@@ -111,12 +115,49 @@ func (l *Loop) Remove(fd int) {
 
 // CloseFd unregisters and closes fd. Call it on the loop.
 func (l *Loop) CloseFd(fd int) {
+	delete(l.paused, fd)
 	if fd >= 0 && fd < len(l.handlers) {
 		l.handlers[fd] = nil
 	}
 	// close(2) removes it from the epoll set (no other descriptor shares
 	// its file description).
 	_ = unix.Close(fd)
+}
+
+// PauseListener takes the listener fd (added with AddListener) off the
+// loop until ResumeListeners, keeping its handler. For an accept that
+// failed with AcceptExhausted: the connection stays queued, the
+// level-triggered listener stays readable, and the loop would spin on it.
+// Call it on the loop.
+func (l *Loop) PauseListener(fd int) {
+	if fd < 0 || fd >= len(l.handlers) || l.handlers[fd] == nil {
+		return
+	}
+	if l.paused == nil {
+		l.paused = map[int]Handler{}
+	}
+	l.paused[fd] = l.handlers[fd]
+	l.handlers[fd] = nil
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// ResumeListeners adds the paused listeners back. The owner calls it
+// from Tick (accepts are then retried every TickEvery), unless it is
+// shutting down; Remove and CloseFd forget a paused fd. Call it on the
+// loop.
+func (l *Loop) ResumeListeners() {
+	for fd, h := range l.paused {
+		delete(l.paused, fd)
+		_ = l.AddListener(fd, h)
+	}
+}
+
+// AcceptExhausted reports whether an Accept error means the process or
+// the system ran out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM); see PauseListener.
+func AcceptExhausted(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) ||
+		errors.Is(err, unix.ENOMEM)
 }
 
 // Post runs f on the loop soon; safe from any goroutine. Functions posted

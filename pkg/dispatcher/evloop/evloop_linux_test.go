@@ -161,3 +161,70 @@ func TestDialAccept(t *testing.T) {
 		}
 	}
 }
+
+// countingListener counts its events and, like a server whose accept
+// failed with EMFILE, accepts nothing and pauses itself.
+type countingListener struct {
+	l      *Loop
+	fd     int
+	events atomic.Int32
+}
+
+func (h *countingListener) Event(uint32) {
+	h.events.Add(1)
+	h.l.PauseListener(h.fd)
+}
+
+// TestPauseListener: a paused level-triggered listener with a connection
+// queued is not reported again until ResumeListeners (without the pause
+// the loop would get an event on every turn), and a listener closed
+// while paused is forgotten.
+func TestPauseListener(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fd, err := ListenerFd(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &countingListener{l: l, fd: fd}
+	go l.Run()
+	defer func() { l.Close(); <-l.Done() }()
+	onLoop := func(f func()) {
+		done := make(chan struct{})
+		l.Post(func() { f(); close(done) })
+		<-done
+	}
+	onLoop(func() {
+		if err := l.AddListener(fd, h); err != nil {
+			t.Error(err)
+		}
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond)
+	if n := h.events.Load(); n != 1 {
+		t.Fatalf("%d events while paused, want 1", n)
+	}
+	onLoop(l.ResumeListeners)
+	time.Sleep(100 * time.Millisecond)
+	if n := h.events.Load(); n != 2 {
+		t.Errorf("%d events after one resume, want 2 (reported again, then paused again)", n)
+	}
+	onLoop(func() {
+		l.CloseFd(fd)
+		if len(l.paused) != 0 {
+			t.Errorf("closed listener still paused: %v", l.paused)
+		}
+		l.ResumeListeners()
+	})
+}
