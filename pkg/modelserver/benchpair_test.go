@@ -3,7 +3,6 @@ package modelserver
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -53,15 +52,12 @@ func rawctlMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "rawctl: bad INTRA_OP_THREADS")
 		return 2
 	}
-	m, err := rawModel(args[0], threads)
+	r, err := newRawLoop(args[0], threads)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer m.Close()
-	ctx := context.Background()
-	img := image(1)
-	out := make([]float32, 0, m.OutputSize())
+	defer r.m.Close()
 	fmt.Println("ready")
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -70,17 +66,12 @@ func rawctlMain(args []string) int {
 			fmt.Fprintf(os.Stderr, "rawctl: bad command %q\n", sc.Text())
 			return 2
 		}
-		t0 := time.Now()
-		deadline := t0.Add(time.Duration(ms) * time.Millisecond)
-		n := 0
-		for time.Now().Before(deadline) {
-			if _, err := m.Infer(ctx, img, out[:0]); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			n++
+		n, el, err := r.run(time.Duration(ms) * time.Millisecond)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
-		fmt.Printf("%d %.6f\n", n, time.Since(t0).Seconds())
+		fmt.Printf("%d %.6f\n", n, el.Seconds())
 	}
 	return 0
 }

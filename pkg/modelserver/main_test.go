@@ -54,33 +54,32 @@ func rawMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "raw: bad SECONDS or INTRA_OP_THREADS")
 		return 2
 	}
-	m, err := rawModel(args[0], threads)
+	r, err := newRawLoop(args[0], threads)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer m.Close()
-	ctx := context.Background()
-	img := image(1)
-	out := make([]float32, 0, m.OutputSize())
+	defer r.m.Close()
 	cpu0 := cpuSeconds()
-	t0 := time.Now()
-	deadline := t0.Add(time.Duration(secs * float64(time.Second)))
-	n := 0
-	for ; n%64 != 0 || time.Now().Before(deadline); n++ {
-		if _, err := m.Infer(ctx, img, out[:0]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	n, el, err := r.run(time.Duration(secs * float64(time.Second)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	el := time.Since(t0).Seconds()
-	fmt.Printf("raw_rps %.1f cpu %.3f\n", float64(n)/el, (cpuSeconds()-cpu0)/el)
+	fmt.Printf("raw_rps %.1f cpu %.3f\n", float64(n)/el.Seconds(), (cpuSeconds()-cpu0)/el.Seconds())
 	return 0
 }
 
-// rawModel loads path as the server does with --threads 1 (one worker,
-// threads intra-op threads) and runs 20 warm-up inferences.
-func rawModel(path string, threads int) (*Model, error) {
+// rawLoop is raw ONNX Runtime as the benchmarks measure it: the model
+// loaded as the server loads it with --threads 1 (one worker, the given
+// intra-op threads), Model.Infer at batch 1 on one image.
+type rawLoop struct {
+	m        *Model
+	img, out []float32
+}
+
+// newRawLoop loads path and runs 20 warm-up inferences.
+func newRawLoop(path string, threads int) (*rawLoop, error) {
 	m, err := LoadModel(ModelConfig{Path: path, Workers: 1, IntraOpThreads: threads})
 	if err != nil {
 		return nil, err
@@ -89,7 +88,23 @@ func rawModel(path string, threads int) (*Model, error) {
 		m.Close()
 		return nil, err
 	}
-	return m, nil
+	return &rawLoop{m: m, img: image(1), out: make([]float32, 0, m.OutputSize())}, nil
+}
+
+// run infers in a loop for d and returns the inferences completed and
+// the time they took.
+func (r *rawLoop) run(d time.Duration) (int, time.Duration, error) {
+	ctx := context.Background()
+	t0 := time.Now()
+	deadline := t0.Add(d)
+	n := 0
+	for time.Now().Before(deadline) {
+		if _, err := r.m.Infer(ctx, r.img, r.out[:0]); err != nil {
+			return n, time.Since(t0), err
+		}
+		n++
+	}
+	return n, time.Since(t0), nil
 }
 
 func cpuSeconds() float64 {
