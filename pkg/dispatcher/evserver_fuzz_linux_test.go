@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infadapter/infadapter/pkg/internal/testnet"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -93,7 +94,7 @@ func FuzzEventServerBackend(f *testing.F) {
 		f.Skip("tests EventServer (-event-loops)")
 	}
 	var answer atomic.Pointer[[]byte]
-	backend := rawBackend(f, func(c net.Conn, br *bufio.Reader) {
+	backend := testnet.Serve(f, func(c net.Conn, br *bufio.Reader) {
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return

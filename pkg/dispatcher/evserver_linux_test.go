@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infadapter/infadapter/pkg/internal/testnet"
 	"github.com/infadapter/infadapter/pkg/oip"
 )
 
@@ -65,7 +66,7 @@ func TestEventServerInterimAnswer(t *testing.T) {
 	if *eventLoops == 0 {
 		t.Skip("tests EventServer (-event-loops)")
 	}
-	addr := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	addr := testnet.Serve(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -243,29 +244,4 @@ func TestEventServerCloseAnnounced(t *testing.T) {
 			t.Errorf("%s with %d bytes unread: status %d, Connection: close %v; want %d and true", tc.path, tc.clen, resp.StatusCode, resp.Close, tc.want)
 		}
 	}
-}
-
-// rawBackend is a backend on a bare TCP listener (closed at the end of the
-// test) that runs serve on each connection, for answers net/http would
-// not write: interim answers, arbitrary bytes.
-func rawBackend(tb testing.TB, serve func(c net.Conn, br *bufio.Reader)) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				serve(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }

@@ -13,48 +13,35 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/infadapter/infadapter/pkg/internal/testnet"
 )
 
 // rawServer answers every request on a connection with the next of
 // answers (raw bytes), counting connections.
 func rawServer(t *testing.T, answers ...string) (addr string, conns *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	conns = &atomic.Int64{}
 	var next atomic.Int64
-	go func() {
+	addr = testnet.Serve(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					a := answers[int(next.Add(1)-1)%len(answers)]
-					if _, err := io.WriteString(c, a); err != nil {
-						return
-					}
-					la := strings.ToLower(a)
-					if strings.Contains(la, "connection: close") || !strings.Contains(la, "content-length") && !strings.Contains(la, "chunked") && !strings.HasPrefix(a, "HTTP/1.1 204") {
-						return
-					}
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			a := answers[int(next.Add(1)-1)%len(answers)]
+			if _, err := io.WriteString(c, a); err != nil {
+				return
+			}
+			la := strings.ToLower(a)
+			if strings.Contains(la, "connection: close") || !strings.Contains(la, "content-length") && !strings.Contains(la, "chunked") && !strings.HasPrefix(a, "HTTP/1.1 204") {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String(), conns
+	})
+	return addr, conns
 }
 
 func TestRoundTripRaw(t *testing.T) {

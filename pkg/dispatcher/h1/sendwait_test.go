@@ -10,37 +10,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infadapter/infadapter/pkg/internal/testnet"
 )
 
-// scriptServer accepts connections and runs serve on each.
-func scriptServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				serve(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// answerServer is a scriptServer that reads each request on a connection,
+// answerServer is a testnet.Serve server that reads each request on a connection,
 // drains its body and calls answer with the body's length; answer writes
 // the reply, or returns false to end the connection.
 func answerServer(t *testing.T, answer func(c net.Conn, bodyLen int64) bool) string {
 	t.Helper()
-	return scriptServer(t, func(c net.Conn, br *bufio.Reader) {
+	return testnet.Serve(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -122,7 +101,7 @@ func TestSendFirstPartialAnswer(t *testing.T) {
 // TestSendFirstEOF: a server that closes without answering gives an EOF
 // error (a fresh connection, so not ErrStale and not resent).
 func TestSendFirstEOF(t *testing.T) {
-	addr := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
+	addr := testnet.Serve(t, func(c net.Conn, br *bufio.Reader) {
 		_, _ = http.ReadRequest(br)
 	})
 	p := NewPool(addr, &net.Dialer{}, 1)
@@ -136,7 +115,7 @@ func TestSendFirstEOF(t *testing.T) {
 // TestSendFirstCancel: canceling the context ends the wait for an answer
 // at once (through the socket deadline), reported as context.Canceled.
 func TestSendFirstCancel(t *testing.T) {
-	addr := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
+	addr := testnet.Serve(t, func(c net.Conn, br *bufio.Reader) {
 		_, _ = http.ReadRequest(br)
 		time.Sleep(2 * time.Second)
 	})
@@ -177,7 +156,7 @@ func TestSendFirstLargeBody(t *testing.T) {
 		t.Fatalf("%d %q %v", code, got, err)
 	}
 
-	early := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
+	early := testnet.Serve(t, func(c net.Conn, br *bufio.Reader) {
 		_, _ = br.ReadString('\n')
 		_, _ = io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	})
